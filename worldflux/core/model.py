@@ -1,0 +1,207 @@
+"""The :class:`WorldModel` LightningModule base class that every family extends.
+
+Axis legend used throughout worldflux: ``B`` batch, ``T`` time, ``H`` horizon, ``A`` action size,
+``C, Hh, W`` image channels, height, width, ``D`` vector size.
+
+Batch format (the replay buffer, the datasets and ``loss`` all use it). Step ``t`` holds the
+observation ``obs[t]``, the action ``action[t]`` that *led to it* (zeros on the first step of an
+episode), the reward ``reward[t]`` received on arriving, and flags ``first[t]`` (episode start) and
+``terminal[t]`` (episode ended in a terminal state)::
+
+    {"obs": (B, T, *obs_shape) or {name: (B, T, *shape)},   # images may be uint8 in [0, 255]
+     "action": (B, T, A) float,  # one-hot for discrete actions, [-1, 1] for continuous ones
+     "reward": (B, T) float, "first": (B, T) bool, "terminal": (B, T) bool,
+     "task": (B,) long, optional, multitask families only}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from worldflux.core.config import WorldModelConfig
+from worldflux.errors import ComponentError, UnsupportedOperationError
+
+#: The operations a family may support; ``WorldModel.capabilities`` lists the supported ones.
+OPERATIONS = ("initial_state", "encode", "observe", "transition", "decode", "rollout", "loss", "act")
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+
+
+@dataclass
+class LossOutput:
+    """What :meth:`WorldModel.loss` returns.
+
+    Attributes:
+        total: scalar tensor that the optimiser minimises.
+        components: the weighted loss terms that make up ``total`` (``{"reward": ..., ...}``).
+        metrics: diagnostics (detached scalars), e.g. KL, entropies, return scale.
+    """
+
+    total: Tensor
+    components: dict[str, Tensor] = field(default_factory=dict)
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class WorldModel(L.LightningModule):
+    """Base class of every world-model family.
+
+    A subclass sets ``config_class`` (its typed config), ``capabilities`` (the names from
+    :data:`OPERATIONS` it implements) and ``component_slots`` (attribute names of the replaceable
+    parts), builds its parts in ``__init__`` from ``self.config``, and overrides the operations it
+    supports. The hyperparameters saved in checkpoints are plain data (``{"config": {...}}``), so
+    ``Family.load_from_checkpoint(path)`` needs nothing else.
+    """
+
+    config_class: ClassVar[type[WorldModelConfig]] = WorldModelConfig
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    component_slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Mapping[str, Any] | WorldModelConfig) -> None:
+        super().__init__()
+        if isinstance(config, WorldModelConfig):
+            config = config.to_dict()
+        self.save_hyperparameters({"config": dict(config)})
+        self.config = self.config_class.from_dict(config)
+
+    # ------------------------------------------------------------------ introspection
+    def supports(self, operation: str) -> bool:
+        """Whether this family implements ``operation`` (one of :data:`OPERATIONS`)."""
+        return operation in self.capabilities
+
+    def _unsupported(self, operation: str) -> UnsupportedOperationError:
+        return UnsupportedOperationError(
+            f"{type(self).__name__} does not support {operation!r}; it supports "
+            f"{sorted(self.capabilities)}"
+        )
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Number of parameters; ``trainable_only`` skips EMA/target copies (``requires_grad=False``)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ------------------------------------------------------------------ the contract
+    def initial_state(self, batch_size: int) -> Any:
+        """Recurrent/latent state for ``batch_size`` fresh episodes."""
+        raise self._unsupported("initial_state")
+
+    def encode(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor:
+        """Embed observations ``(B, *obs_shape)`` (or ``(B, T, *obs_shape)``) into features."""
+        raise self._unsupported("encode")
+
+    def observe(self, obs: Any, action: Tensor, first: Tensor, state: Any = None) -> tuple[Any, Any]:
+        """Posterior filtering over a sequence ``(B, T, ...)``; returns ``(states, last_state)``."""
+        raise self._unsupported("observe")
+
+    def transition(self, state: Any, action: Tensor) -> Any:
+        """One prior step from ``state`` under ``action (B, A)``."""
+        raise self._unsupported("transition")
+
+    def decode(self, state: Any) -> dict[str, Tensor]:
+        """Predictions from a state: any of ``obs``, ``reward``, ``continue``."""
+        raise self._unsupported("decode")
+
+    def rollout(self, state: Any, actions: Tensor) -> Any:
+        """Imagine forward from ``state`` over ``actions (B, H, A)``."""
+        raise self._unsupported("rollout")
+
+    def loss(self, batch: Mapping[str, Any]) -> LossOutput:
+        """The family's training loss on a batch of sequences (see the module docstring)."""
+        raise self._unsupported("loss")
+
+    def act(self, obs: Any, state: Any = None, **kwargs: Any) -> tuple[Tensor, Any]:
+        """Actions ``(B, A)`` for a batch of environments and the next agent state."""
+        raise self._unsupported("act")
+
+    # ------------------------------------------------------------------ components
+    def build_component(self, slot: str, **runtime: Any) -> Any:
+        """Build the component of ``slot`` from its config node (``self.config.<slot>``).
+
+        ``runtime`` holds the call-site arguments derived from the family config (widths, input
+        sizes); they are remembered so that a component class given as an override can be built
+        with the same arguments (see :meth:`component_arguments`).
+        """
+        from worldflux.core.instantiate import instantiate
+
+        node = getattr(self.config, slot)
+        if not isinstance(node, Mapping) or "_target_" not in node:
+            raise ComponentError(f"config field {slot!r} is not a component node: {node!r}")
+        if not hasattr(self, "_component_runtime"):
+            self._component_runtime: dict[str, dict[str, Any]] = {}
+        self._component_runtime[slot] = dict(runtime)
+        return instantiate(node, **runtime)
+
+    def component_arguments(self, slot: str) -> dict[str, Any]:
+        """The constructor arguments ``slot`` was built with (config knobs plus runtime sizes)."""
+        node = getattr(self.config, slot, None)
+        if slot not in self.component_slots or not isinstance(node, Mapping):
+            raise ComponentError(
+                f"unknown component slot {slot!r} for {type(self).__name__}; valid slots: "
+                f"{list(self.component_slots)}"
+            )
+        args = {k: v for k, v in node.items() if not (k.startswith("_") and k.endswith("_"))}
+        args.update(getattr(self, "_component_runtime", {}).get(slot, {}))
+        return args
+
+    def replace_component(self, slot: str, component: nn.Module) -> None:
+        """Install a built module in ``slot`` (one of ``component_slots``)."""
+        if slot not in self.component_slots:
+            raise ComponentError(
+                f"unknown component slot {slot!r} for {type(self).__name__}; valid slots: "
+                f"{list(self.component_slots)}"
+            )
+        if not isinstance(component, nn.Module):
+            raise ComponentError(
+                f"component for slot {slot!r} must be a torch.nn.Module, got {type(component)!r}"
+            )
+        setattr(self, slot, component)
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, path: str | os.PathLike[str], model_id: str | None = None) -> Path:
+        """Write ``config.yaml``, ``model.safetensors`` and ``metadata.json`` into ``path``.
+
+        Each file is written to a temporary name and renamed, so a crash never leaves a
+        half-written file behind. ``create_world_model(path)`` loads the result.
+        """
+        import yaml
+        from safetensors.torch import save_file
+
+        import worldflux
+
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        meta = {
+            "worldflux_version": worldflux.__version__,
+            "torch_version": torch.__version__,
+            "family": self.config.family,
+            "model_id": model_id,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "num_parameters": self.num_parameters(),
+        }
+        _atomic_write(out / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        _atomic_write(out / METADATA_FILE, json.dumps(meta, indent=2))
+        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+        os.close(fd)
+        save_file(state, tmp, metadata={"format": "pt"})
+        os.replace(tmp, out / WEIGHTS_FILE)
+        return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Layers and functions shared by several families."""
