@@ -22,7 +22,9 @@ def create_world_model(model: Any, **kwargs: Any) -> Any:
     return _create(model, **kwargs)
 
 
-def list_models(verbose: bool = False, maturity: str | None = None, surface: str = "supported") -> Any:
+def list_models(
+    verbose: bool = False, maturity: str | None = None, surface: str = "supported"
+) -> Any:
     """List presets; see :func:`worldflux.catalog.list_models`."""
     from worldflux.catalog import list_models as _list
 

@@ -88,8 +88,17 @@ class OfficialBackendHandle:
         entry = str(Path(self.root or ".") / self.spec.entry)
         if self.backend == "official_dreamerv3_jax_subprocess":
             platform = "cuda" if self.device.startswith("cuda") else "cpu"
-            return [sys.executable, entry, "--logdir", logdir, "--configs", "defaults",
-                    "--jax.platform", platform, *extra]
+            return [
+                sys.executable,
+                entry,
+                "--logdir",
+                logdir,
+                "--configs",
+                "defaults",
+                "--jax.platform",
+                platform,
+                *extra,
+            ]
         return [sys.executable, entry, "model_size=5", f"work_dir={logdir}", *extra]
 
     def launch(self, logdir: str = "outputs/official", *extra: str, check: bool = True) -> Any:

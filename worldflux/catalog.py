@@ -21,8 +21,11 @@ from worldflux.errors import UnknownModelError, suggest
 MATURITIES = ("reference", "experimental", "skeleton")
 SURFACES = ("supported", "public", "all")
 #: Which preset surfaces each ``surface=`` filter admits.
-_SURFACE_LEVELS = {"supported": {"supported"}, "public": {"supported", "public"},
-                   "all": {"supported", "public", "all"}}
+_SURFACE_LEVELS = {
+    "supported": {"supported"},
+    "public": {"supported", "public"},
+    "all": {"supported", "public", "all"},
+}
 #: The info keys every preset's ``meta`` block must define.
 INFO_KEYS = ("description", "params", "type", "default_obs", "maturity")
 

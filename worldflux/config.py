@@ -68,8 +68,9 @@ def component_override_args(family: str, overrides: Mapping[str, Any] | None) ->
             continue
         group = catalog.conf_dir() / "model" / family / slot
         if not group.is_dir():
-            valid = sorted(p.name for p in (catalog.conf_dir() / "model" / family).iterdir()
-                           if p.is_dir())
+            valid = sorted(
+                p.name for p in (catalog.conf_dir() / "model" / family).iterdir() if p.is_dir()
+            )
             raise ComponentError(
                 f"unknown component slot {slot!r} for family {family!r}; valid slots: {valid}"
             )
@@ -110,7 +111,9 @@ def apply_overrides(data: dict[str, Any], cls: type, overrides: Mapping[str, Any
     for key, value in overrides.items():
         head, _, rest = key.partition(".")
         if head not in fields:
-            raise ConfigError(f"unknown config key {key!r} for {cls.__name__}.{suggest(head, fields)}")
+            raise ConfigError(
+                f"unknown config key {key!r} for {cls.__name__}.{suggest(head, fields)}"
+            )
         if rest:
             _set_nested(data, head, rest.split("."), value, key)
         elif isinstance(value, Mapping) and isinstance(data.get(head), dict):
@@ -125,8 +128,10 @@ def _set_nested(data: dict[str, Any], head: str, parts: list[str], value: Any, f
     for i, part in enumerate(parts):
         if not isinstance(node, dict) or part not in node:
             valid = sorted(node) if isinstance(node, dict) else []
-            raise ConfigError(f"unknown config key {full!r}.{suggest(part, valid)}"
-                              + (f" Valid keys here: {valid}" if valid else ""))
+            raise ConfigError(
+                f"unknown config key {full!r}.{suggest(part, valid)}"
+                + (f" Valid keys here: {valid}" if valid else "")
+            )
         if i == len(parts) - 1:
             node[part] = list(value) if isinstance(value, tuple) else value
         else:

@@ -265,7 +265,9 @@ def load_pretrained(path: str | os.PathLike[str], device: str = "cpu", **overrid
     p = Path(path).expanduser()
     if p.is_dir():
         for candidate in (p, p / "export", p / "pretrained"):
-            if (candidate / core.CONFIG_FILE).is_file() and (candidate / core.WEIGHTS_FILE).is_file():
+            if (candidate / core.CONFIG_FILE).is_file() and (
+                candidate / core.WEIGHTS_FILE
+            ).is_file():
                 return _load_directory(candidate, device, overrides)
         ckpt = p / "checkpoints" / "last.ckpt"
         if ckpt.is_file():

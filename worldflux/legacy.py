@@ -30,7 +30,11 @@ class LegacyWorldModelV02:
         import torch
 
         first = torch.zeros(action.shape[0], 1, dtype=torch.bool, device=action.device)
-        obs_seq = {k: v.unsqueeze(1) for k, v in obs.items()} if isinstance(obs, dict) else obs.unsqueeze(1)
+        obs_seq = (
+            {k: v.unsqueeze(1) for k, v in obs.items()}
+            if isinstance(obs, dict)
+            else obs.unsqueeze(1)
+        )
         _, last = self._model.observe(obs_seq, action.unsqueeze(1), first, state)
         return last
 

@@ -32,7 +32,16 @@ from worldflux.core.config import WorldModelConfig
 from worldflux.errors import ComponentError, UnsupportedOperationError
 
 #: The operations a family may support; ``WorldModel.capabilities`` lists the supported ones.
-OPERATIONS = ("initial_state", "encode", "observe", "transition", "decode", "rollout", "loss", "act")
+OPERATIONS = (
+    "initial_state",
+    "encode",
+    "observe",
+    "transition",
+    "decode",
+    "rollout",
+    "loss",
+    "act",
+)
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -99,7 +108,9 @@ class WorldModel(L.LightningModule):
         """Embed observations ``(B, *obs_shape)`` (or ``(B, T, *obs_shape)``) into features."""
         raise self._unsupported("encode")
 
-    def observe(self, obs: Any, action: Tensor, first: Tensor, state: Any = None) -> tuple[Any, Any]:
+    def observe(
+        self, obs: Any, action: Tensor, first: Tensor, state: Any = None
+    ) -> tuple[Any, Any]:
         """Posterior filtering over a sequence ``(B, T, ...)``; returns ``(states, last_state)``."""
         raise self._unsupported("observe")
 

@@ -1,0 +1,242 @@
+"""create_world_model: every example of the factory reference, overrides, persistence, errors."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from worldflux import create_world_model, get_config
+from worldflux.backends import OfficialBackendHandle
+from worldflux.core.model import WorldModel
+from worldflux.errors import BackendError, ComponentError, ConfigError, UnsafeTargetError
+
+
+def _meta(model: str, **kw):
+    with torch.device("meta"):
+        return create_world_model(model, device="meta", **kw)
+
+
+def test_seed_basic_usage() -> None:
+    model = _meta("dreamerv3:size12m")
+    assert isinstance(model, WorldModel) and model.config.deter_dim == 2048
+
+
+def test_seed_custom_observation_space() -> None:
+    model = create_world_model("tdmpc2:5m", obs_shape=(39,), action_dim=4)
+    assert list(model.config.obs_shape) == [39] and model.config.action_dim == 4
+
+
+def test_seed_alias() -> None:
+    assert _meta("dreamer-large").config == get_config("dreamerv3:size200m")
+
+
+def test_seed_multimodal() -> None:
+    model = _meta(
+        "dreamerv3:size12m",
+        observation_modalities={"image": {"kind": "image", "shape": (3, 64, 64)}},
+    )
+    assert model.config.modalities() == {"image": {"kind": "image", "shape": [3, 64, 64]}}
+
+
+def test_image_plus_vector_modalities_build_one_encoder_each() -> None:
+    mods = {
+        "image": {"kind": "image", "shape": (3, 16, 16)},
+        "proprio": {"kind": "vector", "shape": (5,)},
+    }
+    model = create_world_model("dreamer:ci", observation_modalities=mods)
+    obs = {"image": torch.zeros(2, 3, 16, 16, dtype=torch.uint8), "proprio": torch.zeros(2, 5)}
+    action, _ = model.act(obs)
+    assert action.shape == (2, model.config.action_dim)
+
+
+def test_seed_delegated_backend_handle() -> None:
+    handle = create_world_model(
+        "dreamerv3:official_xl", backend="official_dreamerv3_jax_subprocess", device="cuda"
+    )
+    assert isinstance(handle, OfficialBackendHandle)
+    assert handle.model_id == "dreamerv3:official_xl" and handle.device == "cuda"
+    assert handle.config["deter_dim"] == 8192
+    handle.root = None
+    with pytest.raises(BackendError, match="WORLDFLUX_DREAMERV3_ROOT"):
+        handle.launch()
+    tdmpc = create_world_model("tdmpc-proof", backend="official_tdmpc2_torch_subprocess")
+    assert tdmpc.model_id == "tdmpc2:proof_5m" and "model_size=5" in tdmpc.command()
+
+
+def test_backend_pairing_and_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="pairs with"):
+        create_world_model("dreamerv3:size12m", backend="official_dreamerv3_jax_subprocess")
+    with pytest.raises(ValueError, match="unknown backend"):
+        create_world_model("dreamerv3:official_xl", backend="jax")
+
+
+def test_seed_load_trained_model(tmp_path: Path) -> None:
+    model = create_world_model("tdmpc2:ci")
+    target = tmp_path / "checkpoints" / "my_model"
+    model.save_pretrained(target, model_id="tdmpc2:ci")
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        loaded = create_world_model("./checkpoints/my_model")
+    finally:
+        os.chdir(old)
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["dreamer:ci", "tdmpc2:ci"])
+def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path: Path) -> None:
+    model = create_world_model(
+        name, obs_shape=(7,), action_dim=3, action_spec={"kind": "continuous", "dim": 3}
+    )
+    model.save_pretrained(tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {
+        "config.yaml",
+        "model.safetensors",
+        "metadata.json",
+    }
+    loaded = create_world_model(str(tmp_path / "m"))
+    model.eval(), loaded.eval()
+    obs = torch.randn(3, 7)
+    torch.manual_seed(1)
+    a1, _ = model.act(obs, eval_mode=True)
+    torch.manual_seed(1)
+    a2, _ = loaded.act(obs, eval_mode=True)
+    assert torch.equal(a1, a2)
+
+
+def test_lightning_checkpoint_loads(tmp_path: Path) -> None:
+    import lightning as L
+
+    model = create_world_model("dreamer:ci")
+    trainer = L.Trainer(
+        max_steps=0, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.strategy.connect(model)
+    path = tmp_path / "x.ckpt"
+    trainer.save_checkpoint(path)
+    again = type(model).load_from_checkpoint(path)
+    loaded = create_world_model(str(path))
+    for m in (again, loaded):
+        assert all(
+            torch.equal(a, b) for a, b in zip(model.state_dict().values(), m.state_dict().values())
+        )
+
+
+def test_tampered_config_cannot_call_arbitrary_code(tmp_path: Path) -> None:
+    model = create_world_model("tdmpc2:ci")
+    model.save_pretrained(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.yaml"
+    data = yaml.safe_load(cfg_path.read_text())
+    marker = tmp_path / "pwned"
+    data["_target_"] = "os.system"
+    cfg_path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UnsafeTargetError):
+        create_world_model(str(tmp_path / "m"))
+    data = yaml.safe_load(cfg_path.read_text())
+    data["_target_"] = type(model).__module__ + "." + type(model).__name__
+    slot = model.component_slots[0]
+    data[slot] = {**data[slot], "_target_": "subprocess.call", "args": f"touch {marker}"}
+    cfg_path.write_text(yaml.safe_dump(data))
+    with pytest.raises((UnsafeTargetError, ConfigError)):
+        create_world_model(str(tmp_path / "m"))
+    assert not marker.exists()
+
+
+def _slot_and_alternative(name: str) -> tuple[str, str]:
+    from worldflux import catalog
+
+    family = get_config(name).family
+    root = catalog.conf_dir() / "model" / family
+    for slot_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        options = sorted(p.stem for p in slot_dir.glob("*.yaml"))
+        if len(options) > 1:
+            return slot_dir.name, options
+    pytest.fail(f"family {family} has no slot with two component files")
+
+
+@pytest.mark.parametrize("name", ["dreamer:ci", "tdmpc2:ci"])
+def test_component_override_by_id(name: str) -> None:
+    from worldflux import catalog
+
+    slot, options = _slot_and_alternative(name)
+    family = get_config(name).family
+    for choice in options:
+        file_node = yaml.safe_load(
+            (catalog.conf_dir() / "model" / family / slot / f"{choice}.yaml").read_text()
+        )
+        model = create_world_model(name, component_overrides={slot: choice})
+        assert getattr(model.config, slot) == file_node  # a swap, never a merge
+        assert type(getattr(model, slot)).__name__ == file_node["_target_"].rsplit(".", 1)[-1]
+        config = get_config(name)
+        assert create_world_model(config, component_overrides={slot: choice}).config == model.config
+
+
+@pytest.mark.parametrize("name", ["dreamer:ci", "tdmpc2:ci"])
+def test_component_override_by_class_and_instance(name: str) -> None:
+    base = create_world_model(name)
+    slot = base.component_slots[0]
+    cls = type(getattr(base, slot))
+
+    class Tagged(cls):  # a user subclass, built with the slot's arguments
+        pass
+
+    model = create_world_model(name, component_overrides={slot: Tagged})
+    assert type(getattr(model, slot)) is Tagged
+    instance = copy.deepcopy(getattr(base, slot))
+    model = create_world_model(name, component_overrides={slot: instance})
+    assert getattr(model, slot) is instance
+
+
+def test_component_override_errors_list_valid_choices() -> None:
+    with pytest.raises(ComponentError, match="valid slots"):
+        create_world_model("dreamer:ci", component_overrides={"nope": "x"})
+    slot = create_world_model("dreamer:ci").component_slots[0]
+    with pytest.raises(ComponentError, match="valid ids"):
+        create_world_model("dreamer:ci", component_overrides={slot: "nope"})
+    with pytest.raises(ComponentError, match="valid slots"):
+        create_world_model("dreamer:ci", component_overrides={"nope": nn.Linear(1, 1)})
+
+
+def test_api_versions() -> None:
+    with pytest.warns(DeprecationWarning):
+        legacy = create_world_model("tdmpc2:ci", api_version="v0.2")
+    assert isinstance(legacy.model, WorldModel) and legacy.config.family == "tdmpc2"
+    with pytest.raises(ValueError, match="api_version"):
+        create_world_model("tdmpc2:ci", api_version="v2")
+
+
+def test_action_spec() -> None:
+    model = create_world_model("tdmpc2:ci", action_spec={"kind": "continuous", "dim": 3})
+    assert model.config.action_kind == "continuous" and model.config.action_dim == 3
+    model = create_world_model("dreamer:ci", action_spec={"kind": "discrete", "num_actions": 5})
+    assert model.config.action_kind == "discrete" and model.config.action_dim == 5
+    with pytest.raises(ValueError, match="unsupported action kind"):
+        create_world_model("dreamer:ci", action_spec={"kind": "multi_binary", "dim": 3})
+
+
+def test_unknown_names_and_paths() -> None:
+    with pytest.raises(ValueError, match="dreamer-large"):
+        create_world_model("dreamer-lrage")
+    with pytest.raises(ValueError, match="no saved model"):
+        create_world_model("./does/not/exist")
+    with pytest.raises(ConfigError, match="deter_dim"):
+        create_world_model("dreamer:ci", deter_dimm=3)
+
+
+def test_config_object_round_trip() -> None:
+    config = get_config("tdmpc2:ci")
+    config.num_q_networks = 3
+    model = create_world_model(config)
+    assert model.config.num_q_networks == 3
+
+
+def test_device_placement() -> None:
+    model = create_world_model("tdmpc2:ci", device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
