@@ -1,0 +1,115 @@
+"""Input checks of the DreamerV3 family: observations, actions and replay batches.
+
+Every check raises :class:`worldflux.errors.ShapeError` naming the expected shape, dtype or range.
+
+Axis legend: ``B`` batch, ``T`` time, ``A`` action size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from worldflux.errors import ShapeError
+
+
+def as_obs_dict(
+    obs: Tensor | Mapping[str, Tensor], modalities: Mapping[str, Mapping[str, Any]], lead: int,
+    lead_names: str = "(B)",
+) -> dict[str, Tensor]:
+    """Check ``obs`` against the modalities with ``lead`` leading axes and return a dict.
+
+    Args:
+        obs: one tensor (single-modality models) or ``{name: tensor}``.
+        modalities: ``{name: {"kind", "shape"}}`` of the model.
+        lead: number of leading batch axes expected (1: ``(B, ...)``, 2: ``(B, T, ...)``).
+        lead_names: how to name those axes in error messages.
+    """
+    if isinstance(obs, Mapping):
+        missing = [k for k in modalities if k not in obs]
+        if missing:
+            raise ShapeError(
+                f"observation dict lacks modalities {missing}; expected keys {sorted(modalities)}"
+            )
+        items = {k: obs[k] for k in modalities}
+    else:
+        if len(modalities) != 1:
+            raise ShapeError(
+                f"this model takes a dict of observations with keys {sorted(modalities)}, got a "
+                f"{type(obs).__name__}"
+            )
+        items = {next(iter(modalities)): obs}
+    first_lead = None
+    for name, value in items.items():
+        spec = modalities[name]
+        shape = tuple(int(s) for s in spec["shape"])
+        want = f"{lead_names[:-1]}, {', '.join(map(str, shape))})"
+        if not isinstance(value, Tensor):
+            raise ShapeError(f"observation {name!r} must be a torch.Tensor of shape {want}")
+        if value.dim() != lead + len(shape) or tuple(value.shape[lead:]) != shape:
+            raise ShapeError(
+                f"observation {name!r} must have shape {want}, got {tuple(value.shape)}"
+            )
+        if value.dtype not in (torch.uint8, torch.float16, torch.bfloat16, torch.float32,
+                               torch.float64):
+            kinds = "uint8 in [0, 255] or float in [0, 1]" if spec["kind"] == "image" else "float"
+            raise ShapeError(f"observation {name!r} must be {kinds}, got dtype {value.dtype}")
+        if spec["kind"] == "vector" and value.dtype == torch.uint8:
+            raise ShapeError(f"vector observation {name!r} must be float, got uint8")
+        if first_lead is None:
+            first_lead = tuple(value.shape[:lead])
+        elif tuple(value.shape[:lead]) != first_lead:
+            raise ShapeError(
+                f"observation {name!r} has leading axes {tuple(value.shape[:lead])}, other "
+                f"modalities have {first_lead}"
+            )
+    return items
+
+
+def check_actions(action: Tensor, kind: str, dim: int, lead_shape: tuple[int, ...],
+                  lead_names: str = "(B, T)") -> Tensor:
+    """Check actions ``(*lead_shape, A)``: one-hot (or all-zero) rows, or values in ``[-1, 1]``."""
+    want = f"{lead_names[:-1]}, {dim})"
+    if not isinstance(action, Tensor) or tuple(action.shape) != (*lead_shape, dim):
+        got = tuple(action.shape) if isinstance(action, Tensor) else type(action).__name__
+        raise ShapeError(f"actions must have shape {want} = {(*lead_shape, dim)}, got {got}")
+    action = action.float()
+    if not torch.isfinite(action).all():
+        raise ShapeError("actions must be finite")
+    if kind == "discrete":
+        binary = ((action == 0) | (action == 1)).all()
+        rows = action.sum(-1)
+        if not binary or not ((rows == 0) | (rows == 1)).all():
+            raise ShapeError(
+                f"discrete actions must be one-hot rows of size {dim} (all zeros allowed on "
+                "episode starts)"
+            )
+    elif action.numel() and action.abs().max() > 1.0 + 1e-5:
+        raise ShapeError(
+            f"continuous actions must lie in [-1, 1], got values in [{action.min().item():.3g}, "
+            f"{action.max().item():.3g}]"
+        )
+    return action
+
+
+def check_flags(value: Tensor, name: str, shape: tuple[int, ...], as_bool: bool) -> Tensor:
+    """Check a per-step tensor of shape ``(B, T)`` and convert it to bool or float."""
+    if not isinstance(value, Tensor) or tuple(value.shape) != shape:
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ShapeError(f"batch[{name!r}] must have shape (B, T) = {shape}, got {got}")
+    if as_bool:
+        return value.bool()
+    value = value.float()
+    if not torch.isfinite(value).all():
+        raise ShapeError(f"batch[{name!r}] must be finite")
+    return value
+
+
+def episode_last(first: Tensor, terminal: Tensor) -> Tensor:
+    """Episode-end flags ``(B, T)``: terminal steps and steps followed by an episode start."""
+    last = terminal.clone()
+    last[:, :-1] |= first[:, 1:]
+    return last

@@ -1,0 +1,179 @@
+"""DreamerV3's observation encoder and decoder, one branch per modality kind.
+
+Facts from danijar/dreamerv3 ``dreamerv3/rssm.py`` @ e3f0224 (classes ``Encoder``, ``Decoder``):
+vector keys (sorted) are symlog-squashed, concatenated and embedded by ``layers`` dense layers of
+``units``; image keys (sorted) are stacked along channels, scaled to ``[-0.5, 0.5]`` and passed
+through ``len(mults)`` blocks of (``kernel`` x ``kernel`` conv with ``depth * mult`` channels,
+2x2 max-pool, norm, activation). The decoder mirrors them: vectors by an MLP and one linear
+head per key predicting the symlog of the vector; images from a spatial seed (a block-diagonal
+map of ``deter`` in ``bspace`` blocks plus a two-layer map of ``stoch``), then nearest 2x
+upsampling and convolutions back to full resolution, and a sigmoid.
+
+Axis legend: ``N`` flattened batch, ``C, H, W`` channels, height, width, ``D`` vector size,
+``G`` decoder blocks (``bspace``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from worldflux.errors import ConfigError
+from worldflux.models.dreamerv3.layers import (
+    MLP, BlockLinear, ChannelNorm, Conv2d, Dense, Linear, UpConv2d, activation,
+)
+from worldflux.nn.functional import symlog
+
+
+def split_modalities(modalities: Mapping[str, Mapping[str, Any]]) -> tuple[list, list]:
+    """Sorted names of the vector and of the image modalities."""
+    vec = sorted(k for k, s in modalities.items() if s["kind"] == "vector")
+    img = sorted(k for k, s in modalities.items() if s["kind"] == "image")
+    return vec, img
+
+
+def image_geometry(modalities: Mapping[str, Any], img: list[str], stages: int) -> tuple:
+    """``(channels, H, W, H_min, W_min)`` of the stacked images after ``stages`` halvings."""
+    shapes = [tuple(modalities[k]["shape"]) for k in img]
+    if len({s[1:] for s in shapes}) > 1:
+        raise ConfigError(f"image modalities must share one resolution, got {dict(zip(img, shapes))}")
+    _, h, w = shapes[0]
+    factor = 2**stages
+    if h % factor or w % factor:
+        raise ConfigError(
+            f"image resolution {h}x{w} must be divisible by 2**len(mults) = {factor}"
+        )
+    return sum(s[0] for s in shapes), h, w, h // factor, w // factor
+
+
+class SimpleEncoder(nn.Module):
+    """The official ``simple`` encoder; ``forward`` maps ``{name: (N, *shape)}`` to ``(N, E)``."""
+
+    def __init__(
+        self, modalities: Mapping[str, Any], depth: int, units: int, mults: list[int],
+        layers: int = 3, kernel: int = 5, symlog: bool = True, act: str = "silu",
+        norm: str = "rms",
+    ) -> None:
+        super().__init__()
+        self.vec_keys, self.img_keys = split_modalities(modalities)
+        self.symlog = symlog
+        self.out_dim = 0
+        if self.vec_keys:
+            in_dim = sum(int(modalities[k]["shape"][0]) for k in self.vec_keys)
+            self.mlp = MLP(in_dim, layers, units, norm, act)
+            self.out_dim += units
+        if self.img_keys:
+            chans, _, _, hmin, wmin = image_geometry(modalities, self.img_keys, len(mults))
+            blocks = []
+            for mult in mults:
+                blocks += [Conv2d(chans, depth * mult, kernel), nn.MaxPool2d(2),
+                           ChannelNorm(norm, depth * mult), activation(act)]
+                chans = depth * mult
+            self.cnn = nn.Sequential(*blocks)
+            self.out_dim += chans * hmin * wmin
+
+    def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
+        outs = []
+        if self.vec_keys:
+            x = torch.cat([obs[k].float() for k in self.vec_keys], -1)
+            outs.append(self.mlp(symlog(x) if self.symlog else x))
+        if self.img_keys:
+            x = torch.cat([_image_input(obs[k]) for k in self.img_keys], 1)
+            x = self.cnn(x.contiguous(memory_format=torch.channels_last))
+            # flatten in (H, W, C) order as the official NHWC code does
+            outs.append(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1))
+        return torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+
+
+def _image_input(x: Tensor) -> Tensor:
+    """uint8 ``[0, 255]`` (or float ``[0, 1]``) images to floats in ``[-0.5, 0.5]``."""
+    return (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()) - 0.5
+
+
+class SimpleDecoder(nn.Module):
+    """The official ``simple`` decoder.
+
+    ``forward(deter (N, Dd), stoch (N, S*K))`` returns ``{name: prediction}``: images
+    ``(N, C, H, W)`` in ``[0, 1]`` and vectors ``(N, D)`` in symlog space (when ``symlog``).
+    """
+
+    def __init__(
+        self, modalities: Mapping[str, Any], deter: int, stoch: int, depth: int, units: int,
+        mults: list[int], layers: int = 3, kernel: int = 5, bspace: int = 8,
+        symlog: bool = True, outscale: float = 1.0, act: str = "silu", norm: str = "rms",
+    ) -> None:
+        super().__init__()
+        self.vec_keys, self.img_keys = split_modalities(modalities)
+        self.symlog = symlog
+        if self.vec_keys:
+            self.mlp = MLP(deter + stoch, layers, units, norm, act)
+            self.vec_out = nn.ModuleDict({
+                k: Linear(units, int(modalities[k]["shape"][0]), outscale) for k in self.vec_keys
+            })
+        if self.img_keys:
+            self._build_images(modalities, deter, stoch, depth, units, mults, kernel, bspace,
+                               outscale, act, norm)
+
+    def _build_images(self, modalities, deter, stoch, depth, units, mults, kernel, bspace,
+                      outscale, act, norm) -> None:
+        chans, _, _, hmin, wmin = image_geometry(modalities, self.img_keys, len(mults))
+        self.img_channels = [int(modalities[k]["shape"][0]) for k in self.img_keys]
+        depths = [depth * m for m in mults]
+        self.seed_shape = (hmin, wmin, depths[-1])
+        size = math.prod(self.seed_shape)
+        self.bspace = bspace
+        if bspace:
+            if depths[-1] % bspace:
+                raise ConfigError(f"decoder channels {depths[-1]} not divisible by bspace {bspace}")
+            self.sp0 = BlockLinear(deter, size, bspace)
+            self.sp1 = Dense(stoch, 2 * units, norm, act)
+            self.sp2 = Linear(2 * units, size)
+        else:
+            self.space = Linear(deter + stoch, size)
+        self.spnorm = ChannelNorm(norm, depths[-1])
+        self.act = activation(act)
+        ups, prev = [], depths[-1]
+        for d in reversed(depths[:-1]):
+            ups += [UpConv2d(prev, d, kernel), ChannelNorm(norm, d), activation(act)]
+            prev = d
+        ups.append(UpConv2d(prev, chans, kernel, outscale))
+        self.cnn = nn.Sequential(*ups)
+
+    def forward(self, deter: Tensor, stoch: Tensor) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        if self.vec_keys:
+            x = self.mlp(torch.cat([stoch, deter], -1))
+            out.update({k: head(x) for k, head in self.vec_out.items()})
+        if self.img_keys:
+            out.update(self._images(deter, stoch))
+        return out
+
+    def _images(self, deter: Tensor, stoch: Tensor) -> dict[str, Tensor]:
+        n = deter.shape[0]
+        h, w, c = self.seed_shape
+        if self.bspace:
+            g = self.bspace
+            x0 = self.sp0(deter).view(n, g, h, w, c // g).permute(0, 2, 3, 1, 4)
+            x1 = self.sp2(self.sp1(stoch)).view(n, h, w, c)
+            x = x0.reshape(n, h, w, c) + x1
+        else:
+            x = self.space(torch.cat([stoch, deter], -1)).view(n, h, w, c)
+        x = self.spnorm(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
+        x = torch.sigmoid(self.cnn(self.act(x)))
+        return dict(zip(self.img_keys, torch.split(x, self.img_channels, 1)))
+
+    def obs_target(self, name: str, value: Tensor) -> Tensor:
+        """The regression target of modality ``name``: images in ``[0, 1]``, symlog vectors."""
+        if name in self.img_keys:
+            return value.float() / 255.0 if value.dtype == torch.uint8 else value.float()
+        return symlog(value.float()) if self.symlog else value.float()
+
+    def obs_prediction(self, name: str, pred: Tensor) -> Tensor:
+        """A decoder output mapped back to observation space (symexp for symlog vectors)."""
+        if name in self.vec_keys and self.symlog:
+            return torch.sign(pred) * torch.expm1(pred.abs())
+        return pred

@@ -1,0 +1,321 @@
+"""TD-MPC2's losses and update step (the training half of :class:`~worldflux.models.tdmpc2.TDMPC2`).
+
+One update (``TDMPC2._update`` and ``update_pi`` of nicklashansen/tdmpc2 at ``e9f5932``):
+
+1. TD targets without gradients: ``r + gamma (1 - done) min(Q'_i, Q'_j)(z', pi(z'))`` with ``z'``
+   the encoded next observations and ``i, j`` two random members of the EMA target ensemble.
+2. World model: roll the latent forward from the first encoded observation through the batch's
+   actions; latent consistency (MSE to the encoded next observation), two-hot reward and value
+   cross-entropies, termination BCE (episodic), each step weighted by ``rho^t``; Adam with the
+   encoder at ``enc_lr_scale`` of the learning rate, gradient norm clipped to ``grad_clip_norm``.
+3. Policy prior on the detached rolled-out latents: maximise the scale-normalised average of two
+   random Q-functions (their parameters detached) plus ``entropy_coef`` times the scaled
+   entropy, weighted by ``rho^t``; separate Adam (``eps 1e-5``), same clipping.
+4. EMA of the target Q-functions with rate ``tau``.
+
+Batch format (:mod:`worldflux.core.model`): step ``t`` holds ``obs[t]`` and the ``action[t]`` and
+``reward[t]`` that led to it, so a TD-MPC2 transition is ``(obs[t], action[t+1], reward[t+1],
+terminal[t+1], obs[t+1])``. Sequences longer than ``horizon + 1`` are cut into windows of
+``horizon + 1`` steps overlapping by one step; steps after an episode start (``first``) inside a
+window are masked out of every loss.
+
+Axis legend: ``B`` batch, ``T`` time, ``H`` horizon, ``N`` windows x batch, ``E`` Q members,
+``Z`` latent size, ``A`` action size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worldflux.core.model import LossOutput, WorldModel
+from worldflux.errors import ShapeError
+from worldflux.models.tdmpc2.config import TDMPC2Config
+from worldflux.models.tdmpc2.losses import RunningScale, masked_mean, soft_ce
+
+
+class TDMPC2Training(WorldModel):
+    """Loss, optimisers and the manual-optimisation training step of TD-MPC2."""
+
+    config: TDMPC2Config
+    encoder: torch.nn.Module
+    dynamics: torch.nn.Module
+    reward: torch.nn.Module
+    termination: torch.nn.Module | None
+    policy: torch.nn.Module
+    q_ensemble: torch.nn.Module
+    task_emb: torch.nn.Embedding | None
+    target_q: torch.nn.Module
+    bins: Tensor
+    scale: RunningScale
+
+    if TYPE_CHECKING:  # defined by TDMPC2 (module.py)
+
+        def _check_obs(self, obs: Any, lead: int) -> Tensor: ...
+        def _check_action(self, action: Tensor) -> Tensor: ...
+        def _check_task(self, task: Any, batch: int) -> Tensor | None: ...
+        def _encode(self, obs: Tensor, task: Tensor | None) -> Tensor: ...
+        def next(self, z: Tensor, action: Tensor, task: Tensor | None = None) -> Tensor: ...
+        def reward_logits(
+            self, z: Tensor, action: Tensor, task: Tensor | None = None
+        ) -> Tensor: ...
+        def q_value(
+            self, z: Tensor, action: Tensor, task: Tensor | None = None, **kw: Any
+        ) -> Tensor: ...
+        def pi(
+            self, z: Tensor, task: Tensor | None = None, detach_task: bool = False
+        ) -> dict[str, Tensor]: ...
+        def termination_logit(self, z: Tensor, task: Tensor | None = None) -> Tensor | None: ...
+        def discount_for(self, task: Tensor | None, batch: int) -> Tensor: ...
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.automatic_optimization = False
+
+    # ------------------------------------------------------------------ batch
+    def _windows(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """Time-first windows: obs ``(H+1, N, ...)``, action ``(H, N, A)``, reward / terminal /
+        valid ``(H, N)``, task ``(N,)`` or ``None``."""
+        h = self.config.horizon
+        obs = self._check_obs(batch["obs"], 2)
+        b, t = obs.shape[:2]
+        if t < h + 1:
+            raise ShapeError(
+                f"TD-MPC2 trains on sequences of at least horizon + 1 = {h + 1} steps, got T={t}"
+            )
+        action = self._check_action(torch.as_tensor(batch["action"]))
+        if tuple(action.shape[:2]) != (b, t):
+            raise ShapeError(
+                f"action must have shape (B, T, A) = ({b}, {t}, "
+                f"{self.config.action_dim}), got {tuple(action.shape)}"
+            )
+
+        def seq(key: str, dtype: torch.dtype) -> Tensor:
+            if key not in batch:
+                return torch.zeros(b, t, dtype=dtype, device=self.device)
+            x = torch.as_tensor(batch[key], device=self.device).to(dtype)
+            if tuple(x.shape) != (b, t):
+                raise ShapeError(f"{key} must have shape (B, T) = ({b}, {t}), got {tuple(x.shape)}")
+            return x
+
+        reward, first = seq("reward", torch.float32), seq("first", torch.bool)
+        terminal = seq("terminal", torch.float32)
+        task = self._check_task(batch.get("task"), b)
+        starts = range(0, t - h, h)
+
+        def win(x: Tensor, lo: int) -> Tensor:
+            # (B, T, ...) -> (H + 1 - lo, windows x B, ...), window k covering steps kH .. kH + H
+            return torch.cat([x[:, s + lo : s + h + 1].transpose(0, 1) for s in starts], dim=1)
+
+        valid = (~win(first, 1)).float().cumprod(0)
+        return {
+            "obs": win(obs, 0),
+            "action": win(action, 1),
+            "reward": win(reward, 1),
+            "terminal": win(terminal, 1),
+            "valid": valid,
+            "task": None if task is None else task.repeat(len(starts)),
+        }
+
+    # ------------------------------------------------------------------ losses
+    @torch.no_grad()
+    def td_target(
+        self, next_z: Tensor, reward: Tensor, terminal: Tensor, task: Tensor | None
+    ) -> Tensor:
+        """``r + gamma (1 - terminal) min of two target Qs at (z', pi(z'))``, shape ``(H, N)``."""
+        action = self.pi(next_z, task)["action"]
+        discount = self.discount_for(task, next_z.shape[1])
+        q = self.q_value(next_z, action, task, reduce="min", target=True)
+        return reward + discount * (1 - terminal) * q
+
+    def world_model_loss(self, w: Mapping[str, Any]) -> tuple[LossOutput, Tensor]:
+        """Consistency, reward, value and termination losses on windows ``w``; also returns the
+        rolled-out latents ``(H+1, N, Z)``."""
+        c, h = self.config, self.config.horizon
+        task, valid = w["task"], w["valid"]
+        with torch.no_grad():
+            next_z = self._encode(w["obs"][1:], task)
+            td = self.td_target(next_z, w["reward"], w["terminal"], task)
+        z = self._encode(w["obs"][0], task)
+        zs, consistency = [z], z.new_zeros(())
+        for t in range(h):
+            z = self.next(z, w["action"][t], task)
+            sq = (z - next_z[t]).pow(2)
+            consistency = consistency + masked_mean(sq, valid[t]) * c.rho**t
+            zs.append(z)
+        z_all = torch.stack(zs)
+        qs = self.q_logits(z_all[:-1], w["action"], task)  # type: ignore[operator]  # (E,H,N,K)
+        reward_logits = self.reward_logits(z_all[:-1], w["action"], task)
+        reward_loss, value_loss = z.new_zeros(()), z.new_zeros(())
+        for t in range(h):
+            weight = c.rho**t
+            reward_loss = (
+                reward_loss
+                + masked_mean(soft_ce(reward_logits[t], w["reward"][t], self.bins), valid[t])
+                * weight
+            )
+            for q in range(qs.shape[0]):
+                value_loss = (
+                    value_loss + masked_mean(soft_ce(qs[q, t], td[t], self.bins), valid[t]) * weight
+                )
+        consistency, reward_loss = consistency / h, reward_loss / h
+        value_loss = value_loss / (h * qs.shape[0])
+        termination_loss = z.new_zeros(())
+        logit = self.termination_logit(z_all[1:], task)
+        if logit is not None:
+            bce = F.binary_cross_entropy_with_logits(logit, w["terminal"], reduction="none")
+            termination_loss = (bce * valid).sum() / valid.sum().clamp(min=1.0)
+        components = {
+            "consistency": c.consistency_coef * consistency,
+            "reward": c.reward_coef * reward_loss,
+            "value": c.value_coef * value_loss,
+            "termination": c.termination_coef * termination_loss,
+        }
+        metrics = {
+            "consistency": consistency,
+            "reward": reward_loss,
+            "value": value_loss,
+            "termination": termination_loss,
+            "td_target": td.mean(),
+        }
+        total = sum(components.values(), z.new_zeros(()))
+        return LossOutput(total, components, {k: v.detach() for k, v in metrics.items()}), z_all
+
+    def policy_loss(
+        self,
+        zs: Tensor,
+        task: Tensor | None,
+        valid: Tensor | None = None,
+        update_scale: bool = False,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Policy-prior loss on detached latents ``zs (H+1, N, Z)``.
+
+        Gradients reach only the policy network: the latents, the Q-functions' parameters and the
+        task embedding are detached.
+        """
+        c = self.config
+        zs = zs.detach()
+        sample = self.pi(zs, task, detach_task=True)
+        dropout_was = self.q_ensemble.training
+        self.q_ensemble.train(dropout_was and c.policy_q_dropout)
+        try:
+            q = self.q_value(
+                zs, sample["action"], task, reduce="avg", detach=True, detach_task=True
+            )
+        finally:
+            self.q_ensemble.train(dropout_was)
+        if update_scale:
+            self.scale.update(q[0])
+        q = self.scale(q)
+        objective = -(c.entropy_coef * sample["scaled_entropy"] + q)  # (H+1, N)
+        if valid is not None:
+            valid = torch.cat([torch.ones_like(valid[:1]), valid], 0)
+        steps = torch.stack(
+            [
+                masked_mean(objective[t], None if valid is None else valid[t])
+                for t in range(objective.shape[0])
+            ]
+        )
+        rho = c.rho ** torch.arange(steps.shape[0], device=steps.device, dtype=steps.dtype)
+        loss = (steps * rho).mean()
+        info = {
+            "entropy": sample["entropy"].mean().detach(),
+            "scaled_entropy": sample["scaled_entropy"].mean().detach(),
+            "scale": self.scale.value[0].detach(),
+        }
+        return loss, info
+
+    def loss(self, batch: Mapping[str, Any]) -> LossOutput:
+        """World-model loss (``total``) on ``batch``; the policy loss is reported in ``metrics``."""
+        w = self._windows(batch)
+        out, zs = self.world_model_loss(w)
+        pi_loss, info = self.policy_loss(zs, w["task"], w["valid"])
+        out.metrics.update({"policy": pi_loss.detach(), **info})
+        return out
+
+    # ------------------------------------------------------------------ optimisation
+    def model_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters trained by the model optimiser (everything but the policy and targets)."""
+        parts = [
+            self.encoder,
+            self.dynamics,
+            self.reward,
+            self.termination,
+            self.q_ensemble,
+            self.task_emb,
+        ]
+        return [p for m in parts if m is not None for p in m.parameters() if p.requires_grad]
+
+    def build_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        """Adam for the world model (encoder at ``enc_lr_scale``) and Adam for the policy."""
+        c = self.config
+        enc = [p for p in self.encoder.parameters() if p.requires_grad]
+        enc_ids = {id(p) for p in enc}
+        rest = [p for p in self.model_parameters() if id(p) not in enc_ids]
+        groups: list[dict[str, Any]] = [
+            {"params": enc, "lr": c.lr * c.enc_lr_scale},
+            {"params": rest},
+        ]
+        model_opt = torch.optim.Adam(groups, lr=c.lr)
+        pi_opt = torch.optim.Adam(self.policy.parameters(), lr=c.lr, eps=c.pi_adam_eps)
+        return model_opt, pi_opt
+
+    def configure_optimizers(self) -> Any:
+        """The two optimisers (manual optimisation)."""
+        return list(self.build_optimizers())
+
+    def _backward(self, loss: Tensor) -> None:
+        if getattr(self, "_trainer", None) is not None:
+            self.manual_backward(loss)
+        else:
+            loss.backward()
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        """EMA of the target Q-functions: ``target <- target + tau (online - target)``."""
+        for p, p_t in zip(self.q_ensemble.parameters(), self.target_q.parameters()):
+            p_t.lerp_(p, self.config.tau)
+
+    def update(self, batch: Mapping[str, Any], model_opt: Any, pi_opt: Any) -> dict[str, Tensor]:
+        """One TD-MPC2 update on ``batch``; returns detached metrics keyed ``group/name``."""
+        clip = self.config.grad_clip_norm
+        w = self._windows(batch)
+        out, zs = self.world_model_loss(w)
+        model_opt.zero_grad(set_to_none=True)
+        self._backward(out.total)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model_parameters(), clip)
+        model_opt.step()
+        model_opt.zero_grad(set_to_none=True)
+
+        pi_loss, info = self.policy_loss(zs, w["task"], w["valid"], update_scale=True)
+        pi_opt.zero_grad(set_to_none=True)
+        self._backward(pi_loss)
+        pi_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip)
+        pi_opt.step()
+        pi_opt.zero_grad(set_to_none=True)
+        self.update_targets()
+
+        metrics = {f"loss/{k}": v.detach() for k, v in out.components.items()}
+        metrics.update(
+            {
+                "loss/total": out.total.detach(),
+                "loss/policy": pi_loss.detach(),
+                "grad/model_norm": grad_norm.detach(),
+                "grad/policy_norm": pi_norm.detach(),
+            }
+        )
+        metrics.update({f"policy/{k}": v for k, v in info.items()})
+        metrics["value/td_target"] = out.metrics["td_target"]
+        return metrics
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        """Lightning manual-optimisation step: :meth:`update` with the trainer's optimisers."""
+        model_opt, pi_opt = self.optimizers()  # type: ignore[misc, attr-defined]
+        metrics = self.update(batch, model_opt, pi_opt)
+        n = int(torch.as_tensor(batch["reward"]).shape[0]) if "reward" in batch else None
+        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, batch_size=n)
+        return metrics["loss/total"]

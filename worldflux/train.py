@@ -1,0 +1,114 @@
+"""``python -m worldflux.train``: train any model on any environment (Hydra app).
+
+Examples::
+
+    python -m worldflux.train                                   # DreamerV3 12M on Catch
+    python -m worldflux.train model=dreamerv3/size12m device=cuda
+    python -m worldflux.train experiment=quickstart             # the README's 5-minute demo
+    python -m worldflux.train -m model=dreamer/ci,tdmpc2/ci seed=0,1
+
+The run directory is ``outputs/train/<overrides>``, so running the same command again resumes
+from its last checkpoint (``resume=never`` starts over). See ``docs/training.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from worldflux.catalog import conf_dir
+from worldflux.errors import WorldFluxError
+
+
+def run_name(override_dirname: str) -> str:
+    """A directory name from Hydra's ``override_dirname`` (``default`` when there is none)."""
+    return override_dirname.replace("/", "-").replace(":", "-") or "default"
+
+
+OmegaConf.register_new_resolver("wf_run_name", run_name, replace=True)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train ``cfg.model`` as ``cfg`` says; return the final metrics.
+
+    Builds (and validates) the data spaces, the model, the data module and the Trainer, resumes
+    from ``<run dir>/checkpoints/last.ckpt`` when present, fits, and exports the model with
+    ``save_pretrained`` into ``<run dir>/export``.
+    """
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+
+    from worldflux.training import setup
+    from worldflux.training.checkpoint import resume_path
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    spec = setup.data_spec(cfg)
+    model = setup.build_model(cfg, spec)
+    datamodule = setup.build_datamodule(cfg, model, spec, run_dir)
+    trainer = setup.build_trainer(cfg, run_dir)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    fit_model = model
+    if cfg.get("compile"):
+        import torch
+
+        fit_model = torch.compile(model)
+    ckpt = resume_path(run_dir / "checkpoints", cfg.resume)
+    if ckpt and trainer.is_global_zero:
+        print(f"resuming from {ckpt}")
+    trainer.fit(fit_model, datamodule=datamodule, ckpt_path=ckpt)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    collector = getattr(datamodule, "collector", None)
+    if collector is not None:  # the final counters, not the last logged ones
+        metrics.update(collector.stats(), **{"env/steps": float(collector.env_steps)})
+    metrics["train/updates"] = float(datamodule.updates)
+    if trainer.is_global_zero and cfg.get("export", True):
+        export = model.save_pretrained(run_dir / "export", model_id=model.model_id)
+        metrics["export"] = str(export)  # type: ignore[assignment]
+        print(f"exported {model.model_id or type(model).__name__} to {export}")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
+def _app(cfg: DictConfig) -> float | None:
+    try:
+        metrics = train(cfg)
+    except WorldFluxError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    score = metrics.get(str(cfg.get("optimized_metric") or "env/return"))
+    return float(score) if isinstance(score, float) else None
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """Accept ``model=family:variant`` and aliases with a clear error for unknown models."""
+    from worldflux import catalog
+
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") == "model" and value and "," not in value and "(" not in value:
+            try:
+                value = catalog.id_to_path(catalog.resolve(value.replace("/", ":"))[0])
+            except WorldFluxError as err:
+                print(f"error: model={value}: {err}", file=sys.stderr)
+                sys.exit(2)
+            arg = f"{key}={value}"
+        out.append(arg)
+    return out
+
+
+def main() -> None:
+    """Console entry point (``worldflux-train``)."""
+    sys.argv[1:] = _normalise_argv(sys.argv[1:])
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Lightning callbacks of the training entry point.
+
+- :class:`TrainMetrics`: environment returns and episode lengths, environment steps, env steps/s,
+  gradient steps/s and the measured train ratio, on the progress bar and in the loggers.
+- :class:`StopOnNonFinite`: stops the run when a logged loss is NaN or infinite, naming the
+  update and the loss term.
+- :class:`PeriodicCheckpoint`: writes ``checkpoints/last.ckpt`` every ``every_n_updates`` updates
+  and at the end (atomically, through :class:`~worldflux.training.checkpoint.AtomicCheckpointIO`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from worldflux.errors import WorldFluxError
+
+LAST = "last.ckpt"
+
+
+class NonFiniteLossError(WorldFluxError, FloatingPointError):
+    """A training loss became NaN or infinite."""
+
+
+def _datamodule(trainer: L.Trainer) -> Any:
+    return getattr(trainer, "datamodule", None)
+
+
+class TrainMetrics(L.Callback):
+    """Log collection and throughput statistics every ``every_n_updates`` updates.
+
+    Args:
+        every_n_updates: how often the statistics are computed and logged.
+    """
+
+    def __init__(self, every_n_updates: int = 10) -> None:
+        self.every = max(1, int(every_n_updates))
+        self._t0: float | None = None
+        self._start: tuple[int, int] = (0, 0)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = _datamodule(trainer)
+        self._t0 = time.perf_counter()
+        collector = getattr(dm, "collector", None)
+        self._start = (getattr(dm, "updates", 0), collector.env_steps if collector else 0)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        dm = _datamodule(trainer)
+        if dm is None or dm.updates % self.every:
+            return
+        metrics = self.compute(dm)
+        pl_module.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
+        bar = {k: v for k, v in metrics.items() if k in ("env/return", "env/steps")}
+        pl_module.log_dict({f"{k.split('/')[-1]}": v for k, v in bar.items()}, prog_bar=True,
+                           logger=False, on_step=True, on_epoch=False, batch_size=1)
+
+    def compute(self, dm: Any) -> dict[str, float]:
+        """The current statistics of the datamodule ``dm``."""
+        elapsed = max(time.perf_counter() - (self._t0 or time.perf_counter()), 1e-9)
+        out = {"train/updates": float(dm.updates),
+               "perf/grad_steps_per_s": (dm.updates - self._start[0]) / elapsed}
+        collector = getattr(dm, "collector", None)
+        if collector is not None:
+            env_steps = collector.env_steps
+            out.update(collector.stats())
+            out["env/steps"] = float(env_steps)
+            out["env/episodes"] = float(collector.episodes)
+            out["perf/env_steps_per_s"] = (env_steps - self._start[1]) / elapsed
+            trained = env_steps - (dm.train_start or env_steps)
+            if trained > 0:
+                out["perf/train_ratio"] = dm.replayed_steps() / trained
+        return out
+
+
+class StopOnNonFinite(L.Callback):
+    """Raise :class:`NonFiniteLossError` when a ``train/loss/*`` value is NaN or infinite."""
+
+    def __init__(self, prefix: str = "train/loss/") -> None:
+        self.prefix = prefix
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        values = {k: v for k, v in trainer.callback_metrics.items() if k.startswith(self.prefix)}
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None and hasattr(loss, "detach") and loss.numel() == 1:
+            values.setdefault(f"{self.prefix}total", loss.detach())
+        bad = {k: float(v) for k, v in values.items() if not math.isfinite(float(v))}
+        if bad:
+            dm = _datamodule(trainer)
+            update = getattr(dm, "updates", batch_idx + 1)
+            terms = ", ".join(f"{k} = {v}" for k, v in sorted(bad.items()))
+            raise NonFiniteLossError(
+                f"non-finite loss at update {update} (global step {trainer.global_step}): {terms}"
+            )
+
+
+class PeriodicCheckpoint(L.Callback):
+    """Save ``<dirpath>/last.ckpt`` every ``every_n_updates`` updates and when training ends.
+
+    Args:
+        dirpath: the checkpoint directory (the train app passes ``<run dir>/checkpoints``).
+        every_n_updates: interval in gradient updates; 0 saves only at the end.
+    """
+
+    def __init__(self, dirpath: str, every_n_updates: int = 1000) -> None:
+        self.dirpath = Path(dirpath)
+        self.every = int(every_n_updates)
+
+    @property
+    def last(self) -> Path:
+        """The path of the latest checkpoint."""
+        return self.dirpath / LAST
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        updates = getattr(_datamodule(trainer), "updates", trainer.global_step)
+        if self.every > 0 and updates % self.every == 0:
+            trainer.save_checkpoint(self.last, weights_only=False)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.last, weights_only=False)
