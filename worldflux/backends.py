@@ -81,7 +81,7 @@ class OfficialBackendHandle:
 
     def is_available(self) -> bool:
         """Whether a checkout of the official code is present at ``root``."""
-        return bool(self.root) and (Path(self.root) / self.spec.entry).is_file()
+        return self.root is not None and (Path(self.root) / self.spec.entry).is_file()
 
     def command(self, logdir: str = "outputs/official", *extra: str) -> list[str]:
         """The argv that launches the official implementation for this preset."""

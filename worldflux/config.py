@@ -86,11 +86,8 @@ def component_override_args(family: str, overrides: Mapping[str, Any] | None) ->
 
 def node_to_config(node: Mapping[str, Any] | DictConfig, **overrides: Any) -> WorldModelConfig:
     """Validate a composed model node (``meta`` dropped) plus ``overrides`` into a typed config."""
-    if OmegaConf.is_config(node):
-        data = OmegaConf.to_container(node, resolve=True)
-    else:
-        data = copy.deepcopy(dict(node))
-    assert isinstance(data, dict)
+    raw = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    data: dict[str, Any] = copy.deepcopy({str(k): v for k, v in dict(raw).items()})  # type: ignore[arg-type]
     data.pop(META_KEY, None)
     family = data.get("family")
     if not isinstance(family, str):

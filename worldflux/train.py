@@ -46,6 +46,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from worldflux.training.checkpoint import resume_path
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     spec = setup.data_spec(cfg)
     model = setup.build_model(cfg, spec)

@@ -6,6 +6,8 @@
   update and the loss term.
 - :class:`PeriodicCheckpoint`: writes ``checkpoints/last.ckpt`` every ``every_n_updates`` updates
   and at the end (atomically, through :class:`~worldflux.training.checkpoint.AtomicCheckpointIO`).
+- :class:`OpenLoopVideo`: ground truth | open-loop prediction | error videos for families that
+  decode observations.
 """
 
 from __future__ import annotations
@@ -124,3 +126,74 @@ class PeriodicCheckpoint(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.save_checkpoint(self.last, weights_only=False)
+
+
+class OpenLoopVideo(L.Callback):
+    """Every ``every_n_updates`` updates, write an open-loop prediction video of replayed data.
+
+    The model sees ``context`` steps, then predicts the rest of the sequence from the recorded
+    actions alone. The video (ground truth | prediction | error) goes to
+    ``<run dir>/videos/openloop-<update>.gif`` and, as a time strip, to TensorBoard. Families
+    without ``decode`` and environments without image observations are skipped.
+
+    Args:
+        every_n_updates: interval in gradient updates.
+        context: observed steps before the open-loop part.
+        samples: sequences per video.
+        length: total sequence length (context + predicted steps).
+    """
+
+    def __init__(self, every_n_updates: int = 1000, context: int = 5, samples: int = 4,
+                 length: int = 32) -> None:
+        self.every, self.context, self.samples, self.length = every_n_updates, context, samples, length
+
+    def _image_key(self, spec: Any) -> tuple[bool, str | None]:
+        images = [k for k, v in spec.obs.items() if v.kind == "image"]
+        if not images:
+            return False, None
+        return True, (None if spec.single else images[0])
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        dm = _datamodule(trainer)
+        if dm is None or not trainer.is_global_zero or self.every <= 0 or dm.updates % self.every:
+            return
+        if not all(pl_module.supports(op) for op in ("observe", "rollout", "decode")):
+            return
+        ok, key = self._image_key(dm.replay.spec)
+        if not ok or not dm.replay.can_sample(self.length):
+            return
+        self.write(trainer, pl_module, dm, key)
+
+    def write(self, trainer: L.Trainer, pl_module: Any, dm: Any, key: str | None) -> Path:
+        """Render and save one video; return the GIF path."""
+        import torch
+
+        from worldflux.training.video import open_loop_frames, write_gif
+
+        sample = dm.replay.sample(self.samples, self.length)
+        dev = pl_module.device
+
+        def move(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {k: move(v) for k, v in x.items()}
+            return torch.as_tensor(x, device=dev)
+
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            frames = open_loop_frames(pl_module, move(sample), self.context, key)
+        finally:
+            pl_module.train(was_training)
+        path = write_gif(Path(trainer.default_root_dir) / "videos" / f"openloop-{dm.updates:07d}.gif",
+                         frames)
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_image"):
+                strip = frames[:: max(1, len(frames) // 8)]
+                try:
+                    experiment.add_image("video/openloop", strip.transpose(1, 0, 2, 3).reshape(
+                        strip.shape[1], -1, 3), global_step=dm.updates, dataformats="HWC")
+                except ImportError:  # TensorBoard images need pillow
+                    pass
+        return path

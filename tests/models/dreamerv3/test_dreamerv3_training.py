@@ -43,13 +43,6 @@ def test_stop_gradients_route_each_loss(build) -> None:
     model.train_update(make_batch(model.config, seed=1), model.configure_optimizers())
     out = model.loss(make_batch(model.config))
     c = out.components
-    # dyn trains the prior only; rep trains the posterior (and what feeds it), not the prior
-    dyn = _grads(model, c["dyn"])
-    assert not any(_nonzero(g) for n, g in dyn.items() if n.startswith(("encoder.", "dynamics.obs")))
-    assert _nonzero(dyn["dynamics.priorlogit.weight"])
-    rep = _grads(model, c["rep"])
-    assert not any(_nonzero(g) for n, g in rep.items() if n.startswith("dynamics.prior"))
-    assert _nonzero(rep["dynamics.obslogit.weight"]) and _nonzero(rep["encoder.cnn.0.weight"])
     # imagination losses reach only the actor and the critic
     for term, owner in (("policy", "policy."), ("value", "value.")):
         grads = _grads(model, c[term])
@@ -59,6 +52,18 @@ def test_stop_gradients_route_each_loss(build) -> None:
     grads = _grads(model, c["repval"])
     assert _nonzero(grads["value.out.weight"]) and _nonzero(grads["encoder.cnn.0.weight"])
     assert not _nonzero(grads["policy.logits.weight"])
+
+
+def test_kl_stop_gradients(build) -> None:
+    rssm = build().dynamics
+    rssm.free_nats = 0.0
+    post = torch.randn(2, 3, rssm.stoch, rssm.classes, requires_grad=True)
+    deter = torch.randn(2, 3, rssm.deter, requires_grad=True)
+    losses, _ = rssm.kl_losses(post, deter)
+    d_post, d_deter = torch.autograd.grad(losses["dyn"].sum(), [post, deter], allow_unused=True)
+    assert d_post is None and _nonzero(d_deter)  # dyn: KL(sg(post) || prior) trains the prior
+    d_post, d_deter = torch.autograd.grad(losses["rep"].sum(), [post, deter], allow_unused=True)
+    assert _nonzero(d_post) and d_deter is None  # rep: KL(post || sg(prior)) trains the posterior
 
 
 def test_same_seed_same_losses(build) -> None:
@@ -81,10 +86,11 @@ def test_training_decreases_loss_on_fixed_batch(build) -> None:
     batch = make_batch(model.config, b=2, t=8)
     wm = ("dyn", "rep", "rec_obs", "rew", "con")
     losses = []
-    for _ in range(8):
+    for _ in range(5):
         out = model.train_update(batch, opt)
         losses.append(sum(out.components[k].item() for k in wm))
-    assert losses[-1] < 0.8 * losses[0], losses
+    # random pixels: the reconstruction floor is ~1024 (12288 pixels x variance 1/12)
+    assert losses[-1] < 0.9 * losses[0] and losses == sorted(losses, reverse=True), losses
 
 
 def test_slow_value_tracks_value(build) -> None:

@@ -125,3 +125,15 @@ def test_pixel_encoder_builds_for_64x64() -> None:
         model = TDMPC2(get_config("tdmpc2:5m", obs_shape=(9, 64, 64)))
     # 4 convs of 32 channels: 9*32*49+32, 32*32*25+32, 2 x (32*32*9+32)
     assert model.parameter_breakdown()["encoder"] == 14_144 + 25_632 + 2 * 9_248
+
+
+def test_layernorm_latent_components() -> None:
+    model = TDMPC2(
+        get_config(
+            "tdmpc2:ci", encoder={"latent_norm": "layernorm"}, dynamics={"latent_norm": "layernorm"}
+        )
+    )
+    z = model.encode(torch.randn(5, 24))
+    # LayerNorm output with unit gain and zero bias: zero mean per row, not a simplex
+    torch.testing.assert_close(z.mean(-1), torch.zeros(5), atol=1e-5, rtol=0)
+    assert not torch.allclose(z.view(5, -1, 8).sum(-1), torch.ones(5, 2))

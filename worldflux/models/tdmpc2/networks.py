@@ -119,7 +119,7 @@ LATENT_NORMS = ("simnorm", "layernorm")
 
 def latent_activation(latent_norm: str, simnorm_dim: int) -> nn.Module:
     """The activation applied to the latent after its LayerNorm: SimNorm (TD-MPC2) or none
-    (the paper's LayerNorm-only ablation of the latent normalisation)."""
+    (a LayerNorm-only latent, offered for comparison; not an official configuration)."""
     if latent_norm not in LATENT_NORMS:
         raise ValueError(f"latent_norm must be one of {LATENT_NORMS}, got {latent_norm!r}")
     return SimNorm(simnorm_dim) if latent_norm == "simnorm" else nn.Identity()
