@@ -47,8 +47,9 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
     recorder = EpisodeRecorder(envs.spec, envs.num_envs)
     written, steps, scores = 0, 0, []
     while written < int(cfg.episodes):
-        step = collector.step(model if collector.last is not None else None,
-                              eval_mode=bool(cfg.eval_mode))
+        step = collector.step(
+            model if collector.last is not None else None, eval_mode=bool(cfg.eval_mode)
+        )
         steps += envs.num_envs
         for episode in recorder.add(step):
             if written < int(cfg.episodes):
@@ -56,10 +57,16 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
                 scores.append(float(episode["reward"].sum()))
                 written += 1
     envs.close()
-    summary = {"path": str(out), "episodes": written, "steps": steps,
-               "mean_return": float(np.mean(scores))}
-    print(f"wrote {written} episodes ({steps} steps, mean return {summary['mean_return']:.3f}) "
-          f"to {out}")
+    summary = {
+        "path": str(out),
+        "episodes": written,
+        "steps": steps,
+        "mean_return": float(np.mean(scores)),
+    }
+    print(
+        f"wrote {written} episodes ({steps} steps, mean return {summary['mean_return']:.3f}) "
+        f"to {out}"
+    )
     return summary
 
 

@@ -34,7 +34,9 @@ def run_env_config(checkpoint: str) -> dict[str, Any]:
             env = OmegaConf.load(saved).get("env")
             if env is not None:
                 return OmegaConf.to_container(env, resolve=True)  # type: ignore[return-value]
-    raise ConfigError(f"cannot find the run config of {checkpoint}; name the environment with env=...")
+    raise ConfigError(
+        f"cannot find the run config of {checkpoint}; name the environment with env=..."
+    )
 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -48,8 +50,11 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     if cfg.checkpoint in (None, "???"):
         raise ConfigError("eval needs checkpoint=<run dir | export dir | .ckpt>")
-    env_cfg = (OmegaConf.to_container(cfg.env, resolve=True) if cfg.get("env")
-               else run_env_config(str(cfg.checkpoint)))
+    env_cfg = (
+        OmegaConf.to_container(cfg.env, resolve=True)
+        if cfg.get("env")
+        else run_env_config(str(cfg.checkpoint))
+    )
     env_cfg["num_envs"] = 1
     model = create_world_model(str(cfg.checkpoint), device=str(cfg.device))
     model.eval()
@@ -68,13 +73,20 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 cfg.video = False
     envs.close()
     returns = [float(s) for s in collector.scores]
-    result = {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "returns": returns,
-              "lengths": [int(n) for n in collector.lengths], "checkpoint": str(cfg.checkpoint)}
+    result = {
+        "mean": float(np.mean(returns)),
+        "std": float(np.std(returns)),
+        "returns": returns,
+        "lengths": [int(n) for n in collector.lengths],
+        "checkpoint": str(cfg.checkpoint),
+    }
     if cfg.video and frames:
         result["video"] = str(write_gif(out_dir / "episode.gif", np.stack(frames), int(cfg.fps)))
     (out_dir / "returns.json").write_text(json.dumps(result, indent=2))
-    print(f"{len(returns)} episodes: return {result['mean']:.3f} +- {result['std']:.3f}"
-          + (f"; video {result['video']}" if "video" in result else ""))
+    print(
+        f"{len(returns)} episodes: return {result['mean']:.3f} +- {result['std']:.3f}"
+        + (f"; video {result['video']}" if "video" in result else "")
+    )
     return result
 
 

@@ -72,6 +72,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if collector is not None:  # the final counters, not the last logged ones
         metrics.update(collector.stats(), **{"env/steps": float(collector.env_steps)})
     metrics["train/updates"] = float(datamodule.updates)
+    if trainer.is_global_zero:
+        steps = f", {collector.env_steps} env steps" if collector is not None else ""
+        score = f", return {metrics['env/return']:.3f}" if "env/return" in metrics else ""
+        print(
+            f"trained {datamodule.updates} updates ({datamodule.updates - datamodule.resumed_from}"
+            f" in this session){steps}{score}"
+        )
     if trainer.is_global_zero and cfg.get("export", True):
         export = model.save_pretrained(run_dir / "export", model_id=model.model_id)
         metrics["export"] = str(export)  # type: ignore[assignment]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldflux.data.episodes import EpisodeRecorder, load_replay, read_spec, write_episode, write_spec
+from worldflux.data.episodes import (
+    EpisodeRecorder,
+    load_replay,
+    read_spec,
+    write_episode,
+    write_spec,
+)
 from worldflux.data.replay import Replay
 from worldflux.envs import make_vector_env
 from worldflux.errors import ConfigError, ShapeError
@@ -16,7 +22,9 @@ def _fill(replay: Replay, envs, steps: int) -> None:  # noqa: ANN001
     step = envs.step(None)
     replay.add(step)
     for _ in range(steps - 1):
-        a = np.eye(envs.spec.action_dim, dtype=np.float32)[rng.integers(envs.spec.action_dim, size=envs.num_envs)]
+        a = np.eye(envs.spec.action_dim, dtype=np.float32)[
+            rng.integers(envs.spec.action_dim, size=envs.num_envs)
+        ]
         step = envs.step(a)
         replay.add(step)
 
@@ -35,8 +43,9 @@ def test_images_are_stored_and_sampled_as_uint8() -> None:
 def test_sequences_are_consecutive_steps_of_one_environment() -> None:
     # Dummy obs encode the step counter t (pixel value t), so consecutive steps differ by one
     # within an episode and restart at 0 exactly where ``first`` is set.
-    envs = make_vector_env({"suite": "dummy", "id": "discrete_image", "num_envs": 3,
-                            "episode_length": 5}, seed=0)
+    envs = make_vector_env(
+        {"suite": "dummy", "id": "discrete_image", "num_envs": 3, "episode_length": 5}, seed=0
+    )
     replay = Replay(envs.spec, capacity=300, num_streams=3)
     _fill(replay, envs, 60)
     batch = replay.sample(64, 12)
@@ -51,8 +60,9 @@ def test_sequences_are_consecutive_steps_of_one_environment() -> None:
 
 
 def test_capacity_bounds_memory_and_keeps_the_newest_steps() -> None:
-    envs = make_vector_env({"suite": "dummy", "id": "discrete_vector", "num_envs": 2,
-                            "episode_length": 1000}, seed=0)
+    envs = make_vector_env(
+        {"suite": "dummy", "id": "discrete_vector", "num_envs": 2, "episode_length": 1000}, seed=0
+    )
     replay = Replay(envs.spec, capacity=20, num_streams=2)
     _fill(replay, envs, 35)
     assert len(replay) == 20 and replay.total == 70
@@ -90,8 +100,9 @@ def test_save_and_load_roundtrip(tmp_path, on_disk: bool) -> None:  # noqa: ANN0
 
 
 def test_dataset_roundtrip(tmp_path) -> None:  # noqa: ANN001
-    envs = make_vector_env({"suite": "dummy", "id": "discrete_image", "num_envs": 2,
-                            "episode_length": 6}, seed=0)
+    envs = make_vector_env(
+        {"suite": "dummy", "id": "discrete_image", "num_envs": 2, "episode_length": 6}, seed=0
+    )
     recorder = EpisodeRecorder(envs.spec, envs.num_envs)
     write_spec(tmp_path, envs.spec)
     written = 0

@@ -55,8 +55,9 @@ def test_wrong_action_shape_names_the_expected_shape() -> None:
 
 
 def test_vector_env_autoreset_and_first_flags() -> None:
-    envs = make_vector_env({"suite": "dummy", "id": "discrete_vector", "num_envs": 3,
-                            "episode_length": 2}, seed=0)
+    envs = make_vector_env(
+        {"suite": "dummy", "id": "discrete_vector", "num_envs": 3, "episode_length": 2}, seed=0
+    )
     step = envs.step(None)
     assert step["first"].all() and step["obs"]["obs"].shape == (3, 8)
     act = np.eye(4, dtype=np.float32)[[0, 1, 0]]
@@ -68,8 +69,13 @@ def test_vector_env_autoreset_and_first_flags() -> None:
         if step["first"][0]:
             assert not step["action"][0].any() and step["reward"][0] == 0
     # episode of 2 steps: reset, step, step(last), reset, step
-    assert flags == [(False, False, False), (False, True, True), (True, False, False),
-                     (False, False, False), (False, True, True)]
+    assert flags == [
+        (False, False, False),
+        (False, True, True),
+        (True, False, False),
+        (False, False, False),
+        (False, True, True),
+    ]
     done = envs.pop_finished()
     assert len(done) == 6 and {e.length for e in done} == {2}
 
@@ -142,9 +148,10 @@ def test_gym_pixels_from_render() -> None:
     assert reward == 1.0 and int(obs["image"].mean()) == 10
 
 
-@pytest.mark.parametrize(("suite", "extra", "module"),
-                         [("atari", "atari", "ale_py"), ("dmc", "dmc", "dm_control"),
-                          ("crafter", "crafter", "crafter")])
+@pytest.mark.parametrize(
+    ("suite", "extra", "module"),
+    [("atari", "atari", "ale_py"), ("dmc", "dmc", "dm_control"), ("crafter", "crafter", "crafter")],
+)
 def test_missing_suite_names_the_extra(suite: str, extra: str, module: str) -> None:
     try:
         __import__(module)

@@ -79,8 +79,14 @@ def double() -> Any:
     """Build the test double for an environment spec: ``double(spec, **config)``."""
 
     def make(spec: Any, **config: Any) -> RewardRegressor:
-        return RewardRegressor({"obs_shape": list(spec.obs["obs"].shape), "action_dim": spec.action_dim,
-                                "action_kind": spec.action_kind, **config})
+        return RewardRegressor(
+            {
+                "obs_shape": list(spec.obs["obs"].shape),
+                "action_dim": spec.action_dim,
+                "action_kind": spec.action_kind,
+                **config,
+            }
+        )
 
     return make
 
@@ -93,6 +99,7 @@ FAST = [
     "data.prefill=32",
     "data.env_steps=80",
     "data.capacity=2000",
+    "threads=1",
 ]
 
 
@@ -110,7 +117,8 @@ def compose_train(tmp_path: Path) -> Any:
     def make(*overrides: str, run_dir: Path | None = None) -> Any:
         GlobalHydra.instance().clear()
         with initialize_config_dir(str(conf_dir()), version_base="1.3"):
-            cfg = compose("train", overrides=[*FAST, *overrides], return_hydra_config=True)
+            fast = [o for o in FAST if "data=offline" not in overrides or not o.startswith("data.")]
+            cfg = compose("train", overrides=[*fast, *overrides], return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(run_dir or tmp_path)
             cfg.hydra.job.override_dirname = ""

@@ -11,7 +11,12 @@ import torch
 
 from worldflux.envs.registry import env_spec
 from worldflux.errors import ConfigError
-from worldflux.training.callbacks import NonFiniteLossError, PeriodicCheckpoint, StopOnNonFinite, TrainMetrics
+from worldflux.training.callbacks import (
+    NonFiniteLossError,
+    PeriodicCheckpoint,
+    StopOnNonFinite,
+    TrainMetrics,
+)
 from worldflux.training.checkpoint import AtomicCheckpointIO
 from worldflux.training.data import OnlineDataModule, batch_shape
 
@@ -23,10 +28,17 @@ def _fit(model: Any, tmp_path: Path, callbacks: list, **data: Any) -> OnlineData
     args = {"train_ratio": 10.0, "prefill": 20, "env_steps": 100, "capacity": 500}
     args.update(data)
     dm = OnlineDataModule(ENV, spec, 4, 5, seed=0, checkpoint_dir=str(tmp_path / "ckpt"), **args)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-                        default_root_dir=str(tmp_path))
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(tmp_path),
+    )
     trainer.fit(model, datamodule=dm)
     return dm
 
@@ -80,8 +92,18 @@ def test_checkpoint_holds_counters_and_replay(double: Any, tmp_path: Path) -> No
     assert not list((tmp_path / "ckpt").glob("*.tmp"))
     # a fresh data module restores counters and replay from the checkpoint
     spec = env_spec(ENV)
-    fresh = OnlineDataModule(ENV, spec, 4, 5, train_ratio=10.0, prefill=20, env_steps=100,
-                             capacity=500, seed=0, checkpoint_dir=str(tmp_path / "ckpt"))
+    fresh = OnlineDataModule(
+        ENV,
+        spec,
+        4,
+        5,
+        train_ratio=10.0,
+        prefill=20,
+        env_steps=100,
+        capacity=500,
+        seed=0,
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
     fresh.load_state_dict(saved)
     assert fresh.collector.env_steps == dm.collector.env_steps
     assert fresh.replay.total == dm.replay.total and len(fresh.replay) == len(dm.replay)

@@ -33,25 +33,59 @@ def test_collect_then_train_offline_then_eval(compose_train: Any, tmp_path: Path
     from worldflux.train import train
 
     data = tmp_path / "data"
-    env = {"suite": "embedded", "id": "catch", "obs": "vector", "action": "continuous", "num_envs": 2}
-    summary = collect(OmegaConf.create({"env": env, "episodes": 4, "policy": "random",
-                                        "eval_mode": False, "seed": 0, "device": "cpu",
-                                        "path": str(data)}))
+    env = {
+        "suite": "embedded",
+        "id": "catch",
+        "obs": "vector",
+        "action": "continuous",
+        "num_envs": 2,
+    }
+    summary = collect(
+        OmegaConf.create(
+            {
+                "env": env,
+                "episodes": 4,
+                "policy": "random",
+                "eval_mode": False,
+                "seed": 0,
+                "device": "cpu",
+                "path": str(data),
+            }
+        )
+    )
     assert summary["episodes"] == 4 and len(list((data / "episodes").glob("*.npz"))) == 4
 
     run = tmp_path / "run"
-    cfg = compose_train("model=tdmpc2/ci", "data=offline", f"data.path={data}", "data.updates=6",
-                        "data.batch_size=8", "data.batch_length=4", "env=catch_vector",
-                        run_dir=run)
+    cfg = compose_train(
+        "model=tdmpc2/ci",
+        "data=offline",
+        f"data.path={data}",
+        "data.updates=6",
+        "data.batch_size=8",
+        "data.batch_length=4",
+        "env=catch_vector",
+        run_dir=run,
+    )
     metrics = train(cfg)
     assert metrics["train/updates"] == 6
     assert (run / "export" / "model.safetensors").is_file()
 
     out = tmp_path / "eval"
     out.mkdir()
-    result = evaluate(OmegaConf.create({"checkpoint": str(run / "export"), "env": {**env, "obs": "vector"},
-                                        "episodes": 2, "video": True, "fps": 10, "seed": 1,
-                                        "device": "cpu"}), out)
+    result = evaluate(
+        OmegaConf.create(
+            {
+                "checkpoint": str(run / "export"),
+                "env": {**env, "obs": "vector"},
+                "episodes": 2,
+                "video": True,
+                "fps": 10,
+                "seed": 1,
+                "device": "cpu",
+            }
+        ),
+        out,
+    )
     assert len(result["returns"]) == 2
     assert all(-4 <= r <= 4 for r in result["returns"])
     assert (out / "returns.json").is_file() and Path(result["video"]).stat().st_size > 0

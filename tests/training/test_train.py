@@ -13,10 +13,14 @@ from worldflux.errors import ConfigError
 
 #: (preset, env config, extra overrides) of the families' tiny presets.
 FAMILY_RUNS = {
-    "dreamer/ci": ("dummy/discrete_image", ["data.batch_size=4", "data.batch_length=8",
-                                           "data.train_ratio=32"]),
-    "tdmpc2/ci": ("dummy/continuous_vector", ["data.batch_size=16", "data.batch_length=4",
-                                             "data.train_ratio=64"]),
+    "dreamer/ci": (
+        "dummy/discrete_image",
+        ["data.batch_size=4", "data.batch_length=8", "data.train_ratio=32"],
+    ),
+    "tdmpc2/ci": (
+        "dummy/continuous_vector",
+        ["data.batch_size=16", "data.batch_length=4", "data.train_ratio=64"],
+    ),
 }
 
 
@@ -25,16 +29,18 @@ def _available(preset: str) -> bool:
 
 
 @pytest.mark.parametrize("preset", sorted(FAMILY_RUNS))
-def test_train_smoke_writes_checkpoint_logs_and_export(preset: str, compose_train: Any,
-                                                       tmp_path: Path) -> None:
+def test_train_smoke_writes_checkpoint_logs_and_export(
+    preset: str, compose_train: Any, tmp_path: Path
+) -> None:
     if not _available(preset):
         pytest.fail(f"preset {preset} is missing from conf/model")
-    from worldflux.train import train
     from worldflux import create_world_model
+    from worldflux.train import train
 
     env, extra = FAMILY_RUNS[preset]
-    cfg = compose_train(f"model={preset}", f"env={env}", "callbacks.checkpoint.every_n_updates=5",
-                        *extra)
+    cfg = compose_train(
+        f"model={preset}", f"env={env}", "callbacks.checkpoint.every_n_updates=5", *extra
+    )
     metrics = train(cfg)
     assert metrics["env/steps"] == 80
     assert any(k.startswith("train/loss/") for k in metrics)
@@ -85,8 +91,14 @@ def test_nan_loss_stops_a_real_run(compose_train: Any) -> None:
     from worldflux.train import train
     from worldflux.training.callbacks import NonFiniteLossError
 
-    cfg = compose_train("model=tdmpc2/ci", "env=dummy/continuous_vector", "model.reward_coef=nan",
-                        "data.batch_size=8", "data.batch_length=4", "data.train_ratio=32")
+    cfg = compose_train(
+        "model=tdmpc2/ci",
+        "env=dummy/continuous_vector",
+        "model.reward_coef=nan",
+        "data.batch_size=8",
+        "data.batch_length=4",
+        "data.train_ratio=32",
+    )
     with pytest.raises(NonFiniteLossError, match=r"update \d+.*train/loss/\w+ = nan"):
         train(cfg)
 

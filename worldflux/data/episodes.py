@@ -32,14 +32,18 @@ def _key(field: str) -> str:
     return field.replace("/", "__")
 
 
-def write_spec(path: str | os.PathLike[str], spec: EnvSpec, extra: Mapping[str, Any] | None = None) -> None:
+def write_spec(
+    path: str | os.PathLike[str], spec: EnvSpec, extra: Mapping[str, Any] | None = None
+) -> None:
     """Write ``spec.json`` (spaces plus ``extra`` info such as the env config)."""
     root = Path(path)
     (root / EPISODES).mkdir(parents=True, exist_ok=True)
     (root / SPEC_FILE).write_text(json.dumps({**spec.to_dict(), **(extra or {})}, indent=2))
 
 
-def write_episode(path: str | os.PathLike[str], index: int, episode: Mapping[str, np.ndarray]) -> Path:
+def write_episode(
+    path: str | os.PathLike[str], index: int, episode: Mapping[str, np.ndarray]
+) -> Path:
     """Write one episode (arrays ``(T, ...)`` keyed like :meth:`Replay.layout`) atomically."""
     folder = Path(path) / EPISODES
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,6 +51,7 @@ def write_episode(path: str | os.PathLike[str], index: int, episode: Mapping[str
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
     with os.fdopen(fd, "wb") as fh:
         np.savez_compressed(fh, **{_key(k): v for k, v in episode.items()})
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
     os.replace(tmp, out)
     return out
 
@@ -65,7 +70,9 @@ class EpisodeRecorder:
             if step["first"][i]:
                 buf.clear()
             row = {f"obs/{k}": np.asarray(v[i]) for k, v in step["obs"].items()}
-            row.update({k: np.asarray(step[k][i]) for k in ("action", "reward", "first", "terminal")})
+            row.update(
+                {k: np.asarray(step[k][i]) for k in ("action", "reward", "first", "terminal")}
+            )
             buf.append(row)
             if step["last"][i]:
                 done.append({k: np.stack([r[k] for r in buf]) for k in buf[0]})

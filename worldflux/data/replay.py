@@ -39,8 +39,14 @@ class Replay:
         seed: seed of the sampler.
     """
 
-    def __init__(self, spec: EnvSpec, capacity: int, num_streams: int = 1,
-                 directory: str | os.PathLike[str] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        spec: EnvSpec,
+        capacity: int,
+        num_streams: int = 1,
+        directory: str | os.PathLike[str] | None = None,
+        seed: int = 0,
+    ) -> None:
         if num_streams < 1 or capacity < num_streams:
             raise ConfigError(
                 f"replay capacity ({capacity}) must be at least the number of streams "
@@ -54,7 +60,9 @@ class Replay:
         self.pos = np.zeros(num_streams, dtype=np.int64)
         self.count = np.zeros(num_streams, dtype=np.int64)
         self.total = 0
-        self.data = {key: self._alloc(key, shape, dtype) for key, (shape, dtype) in self.layout().items()}
+        self.data = {
+            key: self._alloc(key, shape, dtype) for key, (shape, dtype) in self.layout().items()
+        }
 
     # ------------------------------------------------------------------ storage
     def layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -97,7 +105,9 @@ class Replay:
             value = np.asarray(value)
             expected = (self.num_streams, *self.data[key].shape[2:])
             if value.shape != expected:
-                raise ShapeError(f"replay field {key!r}: expected shape {expected}, got {value.shape}")
+                raise ShapeError(
+                    f"replay field {key!r}: expected shape {expected}, got {value.shape}"
+                )
             self.data[key][streams, rows] = value
         self.pos = (self.pos + 1) % self.length
         self.count = np.minimum(self.count + 1, self.length)
@@ -144,8 +154,12 @@ class Replay:
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
         """Counters, plus the written part of the arrays when they live in memory."""
-        state: dict[str, Any] = {"pos": self.pos.copy(), "count": self.count.copy(),
-                                 "total": self.total, "rng": self.rng.bit_generator.state}
+        state: dict[str, Any] = {
+            "pos": self.pos.copy(),
+            "count": self.count.copy(),
+            "total": self.total,
+            "rng": self.rng.bit_generator.state,
+        }
         if self.directory is None:
             # Until a stream wraps around, its steps occupy rows [0, count): save only those.
             used = int(self.count.max())
@@ -164,10 +178,16 @@ class Replay:
         if "data" in state:
             for key, arr in state["data"].items():
                 mine = self.data.get(key)
-                if mine is None or mine.shape[0] != arr.shape[0] or mine.shape[2:] != arr.shape[2:] \
-                        or arr.shape[1] > mine.shape[1]:
-                    raise ShapeError(f"saved replay field {key!r} {arr.shape} does not fit this "
-                                     f"buffer {None if mine is None else mine.shape}")
+                if (
+                    mine is None
+                    or mine.shape[0] != arr.shape[0]
+                    or mine.shape[2:] != arr.shape[2:]
+                    or arr.shape[1] > mine.shape[1]
+                ):
+                    raise ShapeError(
+                        f"saved replay field {key!r} {arr.shape} does not fit this "
+                        f"buffer {None if mine is None else mine.shape}"
+                    )
                 mine[:, : arr.shape[1]] = arr
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -185,6 +205,7 @@ class Replay:
             np.savez(fh, meta=np.array(meta), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
         os.replace(tmp, path)
 
     def load(self, path: str | os.PathLike[str]) -> None:
@@ -193,8 +214,12 @@ class Replay:
 
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
-            state = {"pos": f["pos"], "count": f["count"], "total": meta["total"],
-                     "rng": meta["rng"]}
+            state = {
+                "pos": f["pos"],
+                "count": f["count"],
+                "total": meta["total"],
+                "rng": meta["rng"],
+            }
             data = {k[5:]: f[k] for k in f.files if k.startswith("data/")}
             if data:
                 state["data"] = data

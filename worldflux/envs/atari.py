@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from worldflux.envs.base import SINGLE, Env, EnvSpec, Obs, ObsSpace, discrete_index, missing_extra, resize_image
+from worldflux.envs.base import (
+    SINGLE,
+    Env,
+    EnvSpec,
+    Obs,
+    ObsSpace,
+    discrete_index,
+    missing_extra,
+    resize_image,
+)
 from worldflux.errors import ConfigError, suggest
 
 
@@ -69,13 +78,17 @@ class Atari(Env):
         self.ale.setFloat("repeat_action_probability", 0.25 if sticky else 0.0)
         self.ale.setInt("frame_skip", 1)
         self.ale.loadROM(_rom(ale_py, game))
-        legal = self.ale.getMinimalActionSet() if actions == "needed" else self.ale.getLegalActionSet()
+        legal = (
+            self.ale.getMinimalActionSet() if actions == "needed" else self.ale.getLegalActionSet()
+        )
         self.actions = list(legal)
         self.size, self.repeat, self.noops, self.length = tuple(size), repeat, noops, length
         self._rng = np.random.default_rng(seed)
         self._frames = 0
         self._buffers = [np.zeros((210, 160, 3), np.uint8) for _ in range(2)]
-        self.spec = EnvSpec({SINGLE: ObsSpace("image", (3, *self.size))}, "discrete", len(self.actions))
+        self.spec = EnvSpec(
+            {SINGLE: ObsSpace("image", (3, *self.size))}, "discrete", len(self.actions)
+        )
 
     def reset(self, seed: int | None = None) -> Obs:
         if seed is not None:

@@ -123,7 +123,7 @@ class Env(abc.ABC):
         """An RGB frame ``(H, W, 3)`` uint8 for videos (defaults to the image observation)."""
         raise NotImplementedError(f"{type(self).__name__} cannot render")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release resources."""
 
     def check_action(self, action: np.ndarray) -> np.ndarray:

@@ -31,14 +31,17 @@ class Crafter(Env):
     """
 
     def __init__(
-        self, size: tuple[int, int] | list[int] = (64, 64), length: int = 10_000,
+        self,
+        size: tuple[int, int] | list[int] = (64, 64),
+        length: int = 10_000,
         seed: int | None = None,
     ) -> None:
         crafter = _crafter()
         self.env = crafter.Env(size=tuple(size), length=length, seed=seed)
         self.size = tuple(size)
-        self.spec = EnvSpec({SINGLE: ObsSpace("image", (3, *self.size))}, "discrete",
-                            int(self.env.action_space.n))
+        self.spec = EnvSpec(
+            {SINGLE: ObsSpace("image", (3, *self.size))}, "discrete", int(self.env.action_space.n)
+        )
         self._frame = np.zeros((*self.size, 3), np.uint8)
 
     def _observe(self, frame: np.ndarray) -> Obs:

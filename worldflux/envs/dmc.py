@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from worldflux.envs.base import Env, EnvSpec, Obs, ObsSpace, SINGLE, missing_extra, rescale
+from worldflux.envs.base import SINGLE, Env, EnvSpec, Obs, ObsSpace, missing_extra, rescale
 from worldflux.errors import ConfigError, suggest
 
 OBS_MODES = ("state", "pixels", "both")
@@ -55,8 +55,11 @@ class DMC(Env):
         if obs not in OBS_MODES:
             raise ConfigError(f"env.obs must be one of {OBS_MODES}, got {obs!r}")
         suite = _suite(obs != "state")
-        domain, _, name = task.replace("ball_in_cup", "ball-in-cup").replace(
-            "point_mass", "point-mass").partition("_")
+        domain, _, name = (
+            task.replace("ball_in_cup", "ball-in-cup")
+            .replace("point_mass", "point-mass")
+            .partition("_")
+        )
         domain = domain.replace("-", "_")
         valid = [f"{d}_{t}" for d, t in suite.ALL_TASKS]
         if (domain, name) not in suite.ALL_TASKS:
@@ -77,8 +80,10 @@ class DMC(Env):
     def _observe(self, step: Any) -> Obs:
         out: Obs = {}
         if self.mode != "pixels":
-            parts = [np.asarray(step.observation[k], np.float32).reshape(-1)
-                     for k in sorted(step.observation)]
+            parts = [
+                np.asarray(step.observation[k], np.float32).reshape(-1)
+                for k in sorted(step.observation)
+            ]
             out["vector"] = np.concatenate(parts)
         if self.mode != "state":
             out["image"] = np.ascontiguousarray(self.render().transpose(2, 0, 1))

@@ -167,7 +167,9 @@ class Dummy(Env):
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool]:
         action = self.check_action(action)
         self._t += 1
-        positive = discrete_index(action) == 0 if self.spec.action_kind == "discrete" else action[0] > 0
+        positive = (
+            discrete_index(action) == 0 if self.spec.action_kind == "discrete" else action[0] > 0
+        )
         return self._observe(), float(positive), self._t >= self.episode_length, False
 
     def render(self) -> np.ndarray:

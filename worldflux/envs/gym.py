@@ -47,7 +47,9 @@ def check_id(env_id: str) -> None:
         try:
             __import__(module)
         except ImportError as err:
-            raise ConfigError(f"cannot import {module!r} for gymnasium id {env_id!r}: {err}") from None
+            raise ConfigError(
+                f"cannot import {module!r} for gymnasium id {env_id!r}: {err}"
+            ) from None
         env_id = env_id.split(":", 1)[1]
     if env_id not in gym.envs.registry:
         raise ConfigError(

@@ -32,8 +32,10 @@ def _embedded(name: str) -> type[Env]:
 
     table = {"catch": embedded.Catch}
     if name not in table:
-        raise ConfigError(f"unknown embedded environment {name!r}.{suggest(name, table)} "
-                          f"Valid ids: {sorted(table)}")
+        raise ConfigError(
+            f"unknown embedded environment {name!r}.{suggest(name, table)} "
+            f"Valid ids: {sorted(table)}"
+        )
     return table[name]
 
 
@@ -42,8 +44,9 @@ def _dummy(name: str) -> Callable[..., Env]:
 
     kinds = {f"{a}_{o}": (a, o) for a in ("discrete", "continuous") for o in ("image", "vector")}
     if name not in kinds:
-        raise ConfigError(f"unknown dummy environment {name!r}.{suggest(name, kinds)} "
-                          f"Valid ids: {sorted(kinds)}")
+        raise ConfigError(
+            f"unknown dummy environment {name!r}.{suggest(name, kinds)} Valid ids: {sorted(kinds)}"
+        )
     action, obs = kinds[name]
     return functools.partial(Dummy, obs=obs, action=action)
 
@@ -104,8 +107,10 @@ def env_factory(cfg: Mapping[str, Any], seed: int | None = None) -> Callable[[in
     cfg = _plain(cfg)
     suite, name = cfg.get("suite"), cfg.get("id")
     if suite not in SUITES:
-        raise ConfigError(f"unknown environment suite {suite!r}.{suggest(str(suite), SUITES)} "
-                          f"Valid suites: {sorted(SUITES)}")
+        raise ConfigError(
+            f"unknown environment suite {suite!r}.{suggest(str(suite), SUITES)} "
+            f"Valid suites: {sorted(SUITES)}"
+        )
     if not isinstance(name, str) or not name:
         raise ConfigError(f"the env config of suite {suite!r} needs an 'id' (got {name!r})")
     ctor = SUITES[suite](name)
@@ -115,8 +120,10 @@ def env_factory(cfg: Mapping[str, Any], seed: int | None = None) -> Callable[[in
     unknown = [k for k in kwargs if k not in params]
     if unknown:
         valid = [p for p in params if p not in ("self", "seed", "id", "task", "game")]
-        raise ConfigError(f"unknown option(s) {unknown} for {suite} environments.{suggest(unknown[0], valid)} "
-                          f"Valid options: {valid}")
+        raise ConfigError(
+            f"unknown option(s) {unknown} for {suite} environments.{suggest(unknown[0], valid)} "
+            f"Valid options: {valid}"
+        )
 
     def make(index: int) -> Env:
         return ctor(**kwargs, seed=None if seed is None else seed + index)
@@ -129,8 +136,9 @@ def make_env(cfg: Mapping[str, Any], seed: int | None = None, index: int = 0) ->
     return env_factory(cfg, seed)(index)
 
 
-def make_vector_env(cfg: Mapping[str, Any], seed: int | None = None,
-                    num_envs: int | None = None) -> VectorEnv:
+def make_vector_env(
+    cfg: Mapping[str, Any], seed: int | None = None, num_envs: int | None = None
+) -> VectorEnv:
     """``num_envs`` (default: ``cfg.num_envs`` or 1) environments stepped together."""
     make = env_factory(cfg, seed)
     n = int(num_envs if num_envs is not None else _plain(cfg).get("num_envs", 1))

@@ -90,7 +90,9 @@ class VectorEnv:
             "last": np.array([r[5] for r in rows], dtype=bool),
         }
 
-    def _step_one(self, i: int, action: np.ndarray) -> tuple[Obs, np.ndarray, float, bool, bool, bool]:
+    def _step_one(
+        self, i: int, action: np.ndarray
+    ) -> tuple[Obs, np.ndarray, float, bool, bool, bool]:
         env = self.envs[i]
         if self._done[i]:
             seed = None if self.seed is None or self._resets >= self.num_envs else self.seed + i

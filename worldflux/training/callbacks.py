@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -50,22 +51,36 @@ class TrainMetrics(L.Callback):
         collector = getattr(dm, "collector", None)
         self._start = (getattr(dm, "updates", 0), collector.env_steps if collector else 0)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         dm = _datamodule(trainer)
         if dm is None or dm.updates % self.every:
             return
         metrics = self.compute(dm)
         pl_module.log_dict(metrics, on_step=True, on_epoch=False, batch_size=1)
         bar = {k: v for k, v in metrics.items() if k in ("env/return", "env/steps")}
-        pl_module.log_dict({f"{k.split('/')[-1]}": v for k, v in bar.items()}, prog_bar=True,
-                           logger=False, on_step=True, on_epoch=False, batch_size=1)
+        pl_module.log_dict(
+            {f"{k.split('/')[-1]}": v for k, v in bar.items()},
+            prog_bar=True,
+            logger=False,
+            on_step=True,
+            on_epoch=False,
+            batch_size=1,
+        )
 
     def compute(self, dm: Any) -> dict[str, float]:
         """The current statistics of the datamodule ``dm``."""
         elapsed = max(time.perf_counter() - (self._t0 or time.perf_counter()), 1e-9)
-        out = {"train/updates": float(dm.updates),
-               "perf/grad_steps_per_s": (dm.updates - self._start[0]) / elapsed}
+        out = {
+            "train/updates": float(dm.updates),
+            "perf/grad_steps_per_s": (dm.updates - self._start[0]) / elapsed,
+        }
         collector = getattr(dm, "collector", None)
         if collector is not None:
             env_steps = collector.env_steps
@@ -85,8 +100,14 @@ class StopOnNonFinite(L.Callback):
     def __init__(self, prefix: str = "train/loss/") -> None:
         self.prefix = prefix
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         values = {k: v for k, v in trainer.callback_metrics.items() if k.startswith(self.prefix)}
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None and hasattr(loss, "detach") and loss.numel() == 1:
@@ -118,8 +139,14 @@ class PeriodicCheckpoint(L.Callback):
         """The path of the latest checkpoint."""
         return self.dirpath / LAST
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         updates = getattr(_datamodule(trainer), "updates", trainer.global_step)
         if self.every > 0 and updates % self.every == 0:
             trainer.save_checkpoint(self.last, weights_only=False)
@@ -143,9 +170,15 @@ class OpenLoopVideo(L.Callback):
         length: total sequence length (context + predicted steps).
     """
 
-    def __init__(self, every_n_updates: int = 1000, context: int = 5, samples: int = 4,
-                 length: int = 32) -> None:
-        self.every, self.context, self.samples, self.length = every_n_updates, context, samples, length
+    def __init__(
+        self, every_n_updates: int = 1000, context: int = 5, samples: int = 4, length: int = 32
+    ) -> None:
+        self.every, self.context, self.samples, self.length = (
+            every_n_updates,
+            context,
+            samples,
+            length,
+        )
 
     def _image_key(self, spec: Any) -> tuple[bool, str | None]:
         images = [k for k, v in spec.obs.items() if v.kind == "image"]
@@ -153,8 +186,14 @@ class OpenLoopVideo(L.Callback):
             return False, None
         return True, (None if spec.single else images[0])
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         dm = _datamodule(trainer)
         if dm is None or not trainer.is_global_zero or self.every <= 0 or dm.updates % self.every:
             return
@@ -185,15 +224,18 @@ class OpenLoopVideo(L.Callback):
             frames = open_loop_frames(pl_module, move(sample), self.context, key)
         finally:
             pl_module.train(was_training)
-        path = write_gif(Path(trainer.default_root_dir) / "videos" / f"openloop-{dm.updates:07d}.gif",
-                         frames)
+        path = write_gif(
+            Path(trainer.default_root_dir) / "videos" / f"openloop-{dm.updates:07d}.gif", frames
+        )
         for logger in trainer.loggers:
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_image"):
                 strip = frames[:: max(1, len(frames) // 8)]
-                try:
-                    experiment.add_image("video/openloop", strip.transpose(1, 0, 2, 3).reshape(
-                        strip.shape[1], -1, 3), global_step=dm.updates, dataformats="HWC")
-                except ImportError:  # TensorBoard images need pillow
-                    pass
+                with contextlib.suppress(ImportError):  # TensorBoard images need pillow
+                    experiment.add_image(
+                        "video/openloop",
+                        strip.transpose(1, 0, 2, 3).reshape(strip.shape[1], -1, 3),
+                        global_step=dm.updates,
+                        dataformats="HWC",
+                    )
         return path

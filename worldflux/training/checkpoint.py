@@ -19,8 +19,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``torch.save`` into a temporary file, ``fsync``, then ``os.replace`` onto the target."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
-                        storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -29,6 +30,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):

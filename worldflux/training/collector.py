@@ -44,8 +44,9 @@ class Collector:
         window: number of recent episodes the return/length statistics average over.
     """
 
-    def __init__(self, envs: VectorEnv, replay: Replay | None, seed: int = 0,
-                 window: int = 20) -> None:
+    def __init__(
+        self, envs: VectorEnv, replay: Replay | None, seed: int = 0, window: int = 20
+    ) -> None:
         self.envs = envs
         self.replay = replay
         self.spec = envs.spec
@@ -87,8 +88,9 @@ class Collector:
         obs = obs_to_torch(self.last["obs"], self.spec, device)
         first = torch.as_tensor(self.last["first"], device=device)
         with torch.no_grad():
-            action, self.agent_state = model.act(obs, self.agent_state, first=first,
-                                                 eval_mode=eval_mode)
+            action, self.agent_state = model.act(
+                obs, self.agent_state, first=first, eval_mode=eval_mode
+            )
         return action.detach().float().cpu().numpy().reshape(self.envs.num_envs, -1)
 
     def restart(self) -> None:
@@ -101,12 +103,19 @@ class Collector:
         """Mean return and length over the recent episodes (empty before the first one ends)."""
         if not self.scores:
             return {}
-        return {"env/return": float(np.mean(self.scores)), "env/length": float(np.mean(self.lengths))}
+        return {
+            "env/return": float(np.mean(self.scores)),
+            "env/length": float(np.mean(self.lengths)),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Counters and the recent-episode window (the environments restart on resume)."""
-        return {"env_steps": self.env_steps, "episodes": self.episodes,
-                "scores": list(self.scores), "lengths": list(self.lengths)}
+        return {
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "scores": list(self.scores),
+            "lengths": list(self.lengths),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""

@@ -66,6 +66,7 @@ class _ReplayData(L.LightningDataModule):
         self.batch_size, self.batch_length = batch_size, batch_length
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.updates = 0
+        self.resumed_from = 0  # updates restored from a checkpoint (0 for a fresh run)
 
     @property
     def rank(self) -> int:
@@ -97,10 +98,21 @@ class OnlineDataModule(_ReplayData):
         use_policy: collect with ``model.act`` after prefilling (when the family has it).
     """
 
-    def __init__(self, env: Any, spec: EnvSpec, batch_size: int, batch_length: int,
-                 train_ratio: float, prefill: int, env_steps: int, capacity: int,
-                 directory: str | None = None, seed: int = 0, checkpoint_dir: str | None = None,
-                 use_policy: bool = True) -> None:
+    def __init__(
+        self,
+        env: Any,
+        spec: EnvSpec,
+        batch_size: int,
+        batch_length: int,
+        train_ratio: float,
+        prefill: int,
+        env_steps: int,
+        capacity: int,
+        directory: str | None = None,
+        seed: int = 0,
+        checkpoint_dir: str | None = None,
+        use_policy: bool = True,
+    ) -> None:
         super().__init__(batch_size, batch_length, checkpoint_dir)
         if train_ratio <= 0:
             raise ConfigError(f"data.train_ratio must be > 0, got {train_ratio}")
@@ -119,7 +131,9 @@ class OnlineDataModule(_ReplayData):
 
         seed = self.seed + RANK_SEED_STRIDE * self.rank
         envs = make_vector_env(self.env_cfg, seed=seed)
-        directory = None if self.directory is None else os.path.join(self.directory, f"rank{self.rank}")
+        directory = (
+            None if self.directory is None else os.path.join(self.directory, f"rank{self.rank}")
+        )
         self.replay = Replay(self.spec, self.capacity, envs.num_envs, directory, seed=seed)
         self.collector = Collector(envs, self.replay, seed=seed)
 
@@ -169,19 +183,25 @@ class OnlineDataModule(_ReplayData):
             for old in path.parent.glob(f"rank{self.rank}-update*.npz"):
                 if old not in keep:
                     old.unlink(missing_ok=True)
-        return {"updates": self.updates, "train_start": self.train_start,
-                "collector": self.collector.state_dict(), "replay_saved": path is not None}
+        return {
+            "updates": self.updates,
+            "train_start": self.train_start,
+            "collector": self.collector.state_dict(),
+            "replay_saved": path is not None,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.setup()
         assert self.collector is not None
-        self.updates = int(state["updates"])
+        self.updates = self.resumed_from = int(state["updates"])
         self.train_start = state["train_start"]
         self.collector.load_state_dict(state["collector"])
         path = self._replay_file(self.updates)
         if state.get("replay_saved") and path is not None:
             if not path.is_file():
-                raise ConfigError(f"checkpoint refers to the replay snapshot {path}, which is missing")
+                raise ConfigError(
+                    f"checkpoint refers to the replay snapshot {path}, which is missing"
+                )
             self.replay.load(path)
 
 
@@ -195,8 +215,15 @@ class OfflineDataModule(_ReplayData):
         seed: sampling seed.
     """
 
-    def __init__(self, path: str, batch_size: int, batch_length: int, updates: int,
-                 seed: int = 0, checkpoint_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        batch_size: int,
+        batch_length: int,
+        updates: int,
+        seed: int = 0,
+        checkpoint_dir: str | None = None,
+    ) -> None:
         super().__init__(batch_size, batch_length, checkpoint_dir)
         self.path, self.total_updates, self.seed = path, int(updates), int(seed)
         self.replay_loaded = False
@@ -222,5 +249,5 @@ class OfflineDataModule(_ReplayData):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.setup()
-        self.updates = int(state["updates"])
+        self.updates = self.resumed_from = int(state["updates"])
         self.replay.rng.bit_generator.state = state["rng"]

@@ -13,8 +13,9 @@ def tensorboard(save_dir: str, name: str = "tensorboard", **kwargs: Any) -> Any:
     """TensorBoard scalars (and images) in ``<save_dir>/<name>``."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    return TensorBoardLogger(save_dir=save_dir, name=name, version="", default_hp_metric=False,
-                             **kwargs)
+    return TensorBoardLogger(
+        save_dir=save_dir, name=name, version="", default_hp_metric=False, **kwargs
+    )
 
 
 def csv(save_dir: str, name: str = "csv", **kwargs: Any) -> Any:

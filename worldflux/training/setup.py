@@ -92,15 +92,23 @@ def build_datamodule(cfg: DictConfig, model: Any, spec: EnvSpec, run_dir: Path) 
     b, t = batch_shape(model, d.get("batch_size"), d.get("batch_length"))
     ckpt_dir = str(run_dir / "checkpoints")
     if d.kind == "offline":
-        return OfflineDataModule(d.path, b, t, updates=int(d.updates), seed=int(cfg.seed),
-                                 checkpoint_dir=ckpt_dir)
+        return OfflineDataModule(
+            d.path, b, t, updates=int(d.updates), seed=int(cfg.seed), checkpoint_dir=ckpt_dir
+        )
     if d.kind != "online":
         raise ConfigError(f"data.kind must be 'online' or 'offline', got {d.kind!r}")
     return OnlineDataModule(
-        OmegaConf.to_container(cfg.env, resolve=True), spec, b, t,
-        train_ratio=train_ratio(cfg, model, (b, t)), prefill=int(d.prefill),
-        env_steps=int(d.env_steps), capacity=int(d.capacity),
-        directory=d.get("directory"), seed=int(cfg.seed), checkpoint_dir=ckpt_dir,
+        OmegaConf.to_container(cfg.env, resolve=True),
+        spec,
+        b,
+        t,
+        train_ratio=train_ratio(cfg, model, (b, t)),
+        prefill=int(d.prefill),
+        env_steps=int(d.env_steps),
+        capacity=int(d.capacity),
+        directory=d.get("directory"),
+        seed=int(cfg.seed),
+        checkpoint_dir=ckpt_dir,
     )
 
 
@@ -127,7 +135,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
 
     ckpt_dir = str(run_dir / "checkpoints")
     callbacks = []
-    for cb in _instantiate_group({k: v for k, v in (cfg.callbacks or {}).items() if k != "checkpoint"}):
+    for cb in _instantiate_group(
+        {k: v for k, v in (cfg.callbacks or {}).items() if k != "checkpoint"}
+    ):
         callbacks.append(cb)
     every = int((cfg.callbacks or {}).get("checkpoint", {}).get("every_n_updates", 1000))
     callbacks.append(PeriodicCheckpoint(ckpt_dir, every_n_updates=every))
@@ -140,9 +150,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
     kwargs.setdefault("accelerator", acc)
     try:
         return L.Trainer(
-            **kwargs, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir),
-            plugins=[AtomicCheckpointIO()], max_epochs=1, enable_checkpointing=False,
-            num_sanity_val_steps=0, limit_val_batches=0,
+            **kwargs,
+            callbacks=callbacks,
+            logger=loggers or False,
+            default_root_dir=str(run_dir),
+            plugins=[AtomicCheckpointIO()],
+            max_epochs=1,
+            enable_checkpointing=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"bad trainer option: {err}") from None

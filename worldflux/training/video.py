@@ -43,7 +43,7 @@ def _lzw_literal(indices: np.ndarray) -> bytes:
     flat = indices.reshape(-1).tolist()
     for start in range(0, len(flat), _RUN):
         codes.append(_CLEAR)
-        codes.extend(flat[start:start + _RUN])
+        codes.extend(flat[start : start + _RUN])
     codes.append(_END)
     bits = np.zeros(len(codes) * _CODE_BITS, dtype=np.uint8)
     arr = np.asarray(codes, dtype=np.uint16)
@@ -52,7 +52,7 @@ def _lzw_literal(indices: np.ndarray) -> bytes:
     data = np.packbits(bits, bitorder="little").tobytes()
     out = bytearray()
     for start in range(0, len(data), 255):
-        chunk = data[start:start + 255]
+        chunk = data[start : start + 255]
         out.append(len(chunk))
         out += chunk
     out.append(0)
@@ -88,6 +88,7 @@ def write_gif(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 15) -
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     with os.fdopen(fd, "wb") as fh:
         fh.write(encode_gif(frames, fps))
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
     os.replace(tmp, target)
     return target
 
@@ -104,7 +105,9 @@ def to_frames(images: Any) -> np.ndarray:
     return arr[..., :3]
 
 
-def open_loop_frames(model: Any, batch: dict[str, Any], context: int, key: str | None = None) -> np.ndarray:
+def open_loop_frames(
+    model: Any, batch: dict[str, Any], context: int, key: str | None = None
+) -> np.ndarray:
     """Ground truth | open-loop prediction | error, over time, for a batch of sequences.
 
     The model filters the first ``context`` steps with ``observe``, then imagines the rest with

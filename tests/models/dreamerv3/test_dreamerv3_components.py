@@ -153,3 +153,32 @@ def test_laprop_matches_official_update_rule() -> None:
         opt.step()
         assert torch.allclose(p.detach(), ref, atol=1e-6)
     assert opt.current_lr() == pytest.approx(0.1)
+
+
+def test_decoder_losses_match_its_predictions(build) -> None:
+    from tests.models.dreamerv3.conftest import MULTIMODAL, make_batch
+
+    model = build(**MULTIMODAL)
+    obs = {k: v[:, 0] for k, v in make_batch(model.config, b=3, t=1)["obs"].items()}
+    deter = torch.randn(3, model.config.deter_dim)
+    stoch = torch.randn(3, model.config.stoch_dim * model.config.classes)
+    for p in model.decoder.parameters():  # non-trivial outputs
+        torch.nn.init.normal_(p, std=0.1)
+    preds = model.decoder(deter, stoch)
+    losses = model.decoder.losses(deter, stoch, obs)
+    for name, pred in preds.items():
+        target = model.decoder.obs_target(name, obs[name])
+        assert torch.allclose(losses[name], (pred - target).square().flatten(1).sum(-1), rtol=1e-4)
+
+
+def test_fused_norm_act_matches_composite() -> None:
+    from worldflux.models.dreamerv3.fused import rms_norm_silu, sigmoid_squared_error
+
+    x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    scale = torch.rand(7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: rms_norm_silu(a, b, 1e-4), (x, scale))
+    ref = F.silu(F.rms_norm(x, (7,), scale, 1e-4))
+    assert torch.allclose(rms_norm_silu(x, scale, 1e-4), ref)
+    z = torch.randn(3, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(3, 2, 4, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: sigmoid_squared_error(a, t), (z,))

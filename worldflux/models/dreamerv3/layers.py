@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
+from worldflux.models.dreamerv3.fused import rms_norm_silu
 
 TRUNC_STD_FIX = 1.1368  # rescales a [-2, 2]-truncated standard normal back to unit variance
 
@@ -76,11 +77,31 @@ class Linear(nn.Linear):
         nn.init.zeros_(self.bias)
 
 
-class Dense(nn.Sequential):
+class NormAct(nn.Module):
+    """Norm over the last axis, then activation; RMSNorm + SiLU (the official pair) run fused."""
+
+    def __init__(self, kind: str, dim: int, act: str) -> None:
+        super().__init__()
+        self.norm = norm_layer(kind, dim)
+        self.act = activation(act)
+        self.fused = kind == "rms" and act == "silu"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.fused:
+            return rms_norm_silu(x, self.norm.scale, self.norm.eps)
+        return self.act(self.norm(x))
+
+
+class Dense(nn.Module):
     """Linear, norm, activation: the official hidden layer."""
 
     def __init__(self, in_dim: int, out_dim: int, norm: str = "rms", act: str = "silu") -> None:
-        super().__init__(Linear(in_dim, out_dim), norm_layer(norm, out_dim), activation(act))
+        super().__init__()
+        self.linear = Linear(in_dim, out_dim)
+        self.normact = NormAct(norm, out_dim, act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.normact(self.linear(x))
 
 
 class MLP(nn.Sequential):
@@ -112,22 +133,21 @@ class BlockLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
         x = x.reshape(-1, self.blocks, self.in_dim // self.blocks).transpose(0, 1)  # G N I
-        y = torch.baddbmm(
-            self.bias.view(self.blocks, 1, -1), x, self.weight
-        )  # G N O
-        return y.transpose(0, 1).reshape(*lead, self.out_dim)
+        y = torch.bmm(x, self.weight).transpose(0, 1)  # N G O (strided view)
+        # the bias add also makes the result contiguous: one pass instead of two
+        return torch.add(y, self.bias.view(self.blocks, -1)).reshape(*lead, self.out_dim)
 
 
-class ChannelNorm(nn.Module):
-    """A norm over the channel axis of ``(N, C, H, W)`` maps (the official norm of NHWC convs)."""
+class ChannelNormAct(nn.Module):
+    """Norm over the channels of ``(N, C, H, W)`` maps, then activation (official NHWC norm)."""
 
-    def __init__(self, kind: str, channels: int) -> None:
+    def __init__(self, kind: str, channels: int, act: str) -> None:
         super().__init__()
-        self.norm = norm_layer(kind, channels)
+        self.normact = NormAct(kind, channels, act)
 
     def forward(self, x: Tensor) -> Tensor:
         # The permuted view of a channels-last tensor is contiguous, so this costs no copy.
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.normact(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class Conv2d(nn.Conv2d):
@@ -171,11 +191,14 @@ class UpConv2d(Conv2d):
         self.register_buffer("fold", fold, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        return F.pixel_shuffle(self.phases(x), 2)
+
+    def phases(self, x: Tensor) -> Tensor:
+        """The output before the pixel shuffle: ``(N, 4 * C_out, H, W)``, phase-minor channels."""
         w = self.weight  # O I K K
         out_ch = w.shape[0]
         # weight for phases (a, b): sum of taps landing on each low-res offset
         small = torch.einsum("ask,btl,oikl->oabist", self.fold, self.fold, w)
         small = small.reshape(out_ch * 4, w.shape[1], self.small, self.small)
         bias = self.bias.repeat_interleave(4)
-        y = F.conv2d(x, small, bias, padding=self.small_pad)
-        return F.pixel_shuffle(y, 2)
+        return F.conv2d(x, small, bias, padding=self.small_pad)

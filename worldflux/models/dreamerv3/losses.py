@@ -43,10 +43,12 @@ def world_model_losses(
     post, last = model.dynamics.observe(embed, action, first, state)
     losses, metrics = model.dynamics.kl_losses(post["logit"], post["deter"])
     feat = features(post)
-    recons = model.decoder(post["deter"].flatten(0, 1), post["stoch"].flatten(0, 1).flatten(1))
-    for name, pred in recons.items():
-        target = model.decoder.obs_target(name, obs[name].flatten(0, 1))
-        losses[f"rec_{name}"] = (pred - target).square().flatten(1).sum(-1).view(b, t)
+    recons = model.decoder.losses(
+        post["deter"].flatten(0, 1), post["stoch"].flatten(0, 1).flatten(1),
+        {k: v.flatten(0, 1) for k, v in obs.items()},
+    )
+    for name, value in recons.items():
+        losses[f"rec_{name}"] = value.view(b, t)
     rew_in = feat if cfg.reward_grad else feat.detach()
     losses["rew"] = model.reward_head.loss(model.reward_head(rew_in), reward)
     con = 1.0 - terminal.float()
@@ -69,14 +71,11 @@ def actor_critic_losses(
     first_feat = feat[:, -k:].flatten(0, 1)
     if not cfg.ac_grads:
         first_feat = first_feat.detach()
-    with torch.no_grad():
-        img, img_act = model.dynamics.imagine(
-            start, lambda s: model.policy(features(s)).sample(), cfg.imag_length
-        )
-        img_feat = features(img)
-        last_act = model.policy(img_feat[:, -1]).sample()
-    img_feat = torch.cat([first_feat[:, None], img_feat], 1)  # N H+1 F
-    acts = torch.cat([img_act, last_act[:, None]], 1)
+    img_feat, acts = model.dynamics.imagine_features(
+        start, first_feat.detach(), lambda f: model.policy(f).sample(), cfg.imag_length
+    )
+    if first_feat.requires_grad:
+        img_feat = torch.cat([first_feat[:, None], img_feat[:, 1:]], 1)
     with torch.no_grad():
         rew = model.reward_head.pred(model.reward_head(img_feat))
         con = model.continue_head.prob(model.continue_head(img_feat))

@@ -20,12 +20,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
 from worldflux.models.dreamerv3.layers import (
-    MLP, BlockLinear, ChannelNorm, Conv2d, Dense, Linear, UpConv2d, activation,
+    MLP, BlockLinear, ChannelNormAct, Conv2d, Dense, Linear, UpConv2d,
 )
+from worldflux.models.dreamerv3.fused import sigmoid_squared_error
 from worldflux.nn.functional import symlog
 
 
@@ -71,7 +73,7 @@ class SimpleEncoder(nn.Module):
             blocks = []
             for mult in mults:
                 blocks += [Conv2d(chans, depth * mult, kernel), nn.MaxPool2d(2),
-                           ChannelNorm(norm, depth * mult), activation(act)]
+                           ChannelNormAct(norm, depth * mult, act)]
                 chans = depth * mult
             self.cnn = nn.Sequential(*blocks)
             self.out_dim += chans * hmin * wmin
@@ -134,14 +136,13 @@ class SimpleDecoder(nn.Module):
             self.sp2 = Linear(2 * units, size)
         else:
             self.space = Linear(deter + stoch, size)
-        self.spnorm = ChannelNorm(norm, depths[-1])
-        self.act = activation(act)
+        self.spnorm = ChannelNormAct(norm, depths[-1], act)
         ups, prev = [], depths[-1]
         for d in reversed(depths[:-1]):
-            ups += [UpConv2d(prev, d, kernel), ChannelNorm(norm, d), activation(act)]
+            ups += [UpConv2d(prev, d, kernel), ChannelNormAct(norm, d, act)]
             prev = d
-        ups.append(UpConv2d(prev, chans, kernel, outscale))
         self.cnn = nn.Sequential(*ups)
+        self.imgout = UpConv2d(prev, chans, kernel, outscale)
 
     def forward(self, deter: Tensor, stoch: Tensor) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
@@ -152,7 +153,8 @@ class SimpleDecoder(nn.Module):
             out.update(self._images(deter, stoch))
         return out
 
-    def _images(self, deter: Tensor, stoch: Tensor) -> dict[str, Tensor]:
+    def _trunk(self, deter: Tensor, stoch: Tensor) -> Tensor:
+        """Feature maps before the output layer ``(N, C, H / 2, W / 2)`` (channels-last)."""
         n = deter.shape[0]
         h, w, c = self.seed_shape
         if self.bspace:
@@ -163,8 +165,31 @@ class SimpleDecoder(nn.Module):
         else:
             x = self.space(torch.cat([stoch, deter], -1)).view(n, h, w, c)
         x = self.spnorm(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last))
-        x = torch.sigmoid(self.cnn(self.act(x)))
+        return self.cnn(x)
+
+    def _images(self, deter: Tensor, stoch: Tensor) -> dict[str, Tensor]:
+        x = torch.sigmoid(self.imgout(self._trunk(deter, stoch)))
         return dict(zip(self.img_keys, torch.split(x, self.img_channels, 1)))
+
+    def losses(self, deter: Tensor, stoch: Tensor, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Per-sample reconstruction losses ``{name: (N,)}`` against observations ``(N, ...)``.
+
+        Images: squared error of the sigmoid output against pixels in ``[0, 1]``, summed over
+        pixels; vectors: squared error against the (symlog) target, summed. The image error is
+        summed in the output layer's pre-shuffle (phase) layout, which holds the same pixels.
+        """
+        out = {}
+        if self.vec_keys:
+            x = self.mlp(torch.cat([stoch, deter], -1))
+            for k, head in self.vec_out.items():
+                out[k] = (head(x) - self.obs_target(k, obs[k])).square().sum(-1)
+        if self.img_keys:
+            z = self.imgout.phases(self._trunk(deter, stoch))
+            for k, zk in zip(self.img_keys, torch.split(z, [4 * c for c in self.img_channels], 1)):
+                target = F.pixel_unshuffle(obs[k], 2)
+                target = self.obs_target(k, target).contiguous(memory_format=torch.channels_last)
+                out[k] = sigmoid_squared_error(zk, target)
+        return out
 
     def obs_target(self, name: str, value: Tensor) -> Tensor:
         """The regression target of modality ``name``: images in ``[0, 1]``, symlog vectors."""

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldflux.models.dreamerv3.layers import BlockLinear, Dense, Linear, activation, norm_layer
+from worldflux.models.dreamerv3.layers import BlockLinear, Dense, Linear, NormAct
 
 State = dict[str, Tensor]
 
@@ -90,12 +90,11 @@ class RSSM(nn.Module):
         for _ in range(dynlayers):
             layers.append(
                 nn.ModuleDict({"linear": BlockLinear(in_dim, deter, blocks),
-                               "norm": norm_layer(norm, deter)})
+                               "normact": NormAct(norm, deter, act)})
             )
             in_dim = deter
         self.dynhid = nn.ModuleList(layers)
         self.dyngru = BlockLinear(in_dim, 3 * deter, blocks)
-        self.act = activation(act)
         self._width = width
         obs_in = embed_dim if absolute else deter + embed_dim
         self.obs = nn.Sequential(*[
@@ -135,12 +134,11 @@ class RSSM(nn.Module):
                 # block weights is one dense matmul instead of G copies of x.
                 wd, wx = lin.weight[:, :w], lin.weight[:, w:]  # G W W, G 3h W
                 y = torch.bmm(deter.view(n, g, w).transpose(0, 1), wd).transpose(0, 1)
-                y = y.reshape(n, -1) + torch.addmm(
-                    lin.bias, x, wx.permute(1, 0, 2).reshape(x.shape[-1], -1)
-                )
+                shared = torch.addmm(lin.bias, x, wx.permute(1, 0, 2).reshape(x.shape[-1], -1))
+                y = torch.add(y, shared.view(n, g, w)).view(n, -1)
             else:
                 y = lin(x)
-            x = self.act(layer["norm"](y))
+            x = layer["normact"](y)
         gates = self.dyngru(x).view(n, g, 3, w)
         reset = torch.sigmoid(gates[:, :, 0])
         cand = torch.tanh(reset * gates[:, :, 1])
@@ -170,12 +168,11 @@ class RSSM(nn.Module):
             raw posterior ``logit (B, T, S, K)``; ``last`` is the carry after the final step.
         """
         b, t = embed.shape[:2]
+        first = self.obs[0].linear if len(self.obs) else self.obslogit
         if self.absolute:
-            first = self.obs[0][0] if len(self.obs) else self.obslogit
             emb_part = F.linear(embed, first.weight, first.bias)
             w_deter = None
         else:
-            first = self.obs[0][0] if len(self.obs) else self.obslogit
             w_deter = first.weight[:, : self.deter]
             # The embedding's share of the first posterior layer, for all steps at once.
             emb_part = F.linear(embed, first.weight[:, self.deter:], first.bias)
@@ -201,7 +198,7 @@ class RSSM(nn.Module):
         """The posterior layers after the first linear map (given its output ``pre``)."""
         if not len(self.obs):
             return pre
-        x = self.obs[0][2](self.obs[0][1](pre))
+        x = self.obs[0].normact(pre)
         for layer in self.obs[1:]:
             x = layer(x)
         return self.obslogit(x)
@@ -242,6 +239,35 @@ class RSSM(nn.Module):
             actions.append(action)
         stacked = {k: torch.stack([s[k] for s in states], 1) for k in states[0]}
         return stacked, torch.stack(actions, 1)
+
+    @torch.no_grad()
+    def imagine_features(
+        self, state: State, feat0: Tensor, policy: Callable[[Tensor], Tensor], length: int
+    ) -> tuple[Tensor, Tensor]:
+        """Imagine under ``policy`` (a function of features) without gradients.
+
+        Args:
+            state: start states ``{"deter": (N, D), "stoch": (N, S, K)}``.
+            feat0: their features ``(N, D + S*K)``.
+            policy: maps features ``(N, F)`` to actions ``(N, A)``.
+            length: imagined steps ``H``.
+
+        Returns:
+            ``(feat, act)``: features ``(N, H + 1, F)`` of the start and imagined states (written
+            in place into one buffer) and the action taken in each of them ``(N, H + 1, A)``.
+        """
+        n, d = feat0.shape[0], self.deter
+        feat = feat0.new_empty(n, length + 1, feat0.shape[-1])
+        feat[:, 0] = feat0
+        actions = []
+        for i in range(length):
+            action = policy(feat[:, i])
+            actions.append(action)
+            state = self.img_step(state, action)
+            feat[:, i + 1, :d] = state["deter"]
+            feat[:, i + 1, d:] = state["stoch"].reshape(n, -1)
+        actions.append(policy(feat[:, length]))
+        return feat, torch.stack(actions, 1)
 
     # ------------------------------------------------------------------ losses
     def kl_losses(self, post_logit: Tensor, deter: Tensor) -> tuple[dict[str, Tensor], dict]:

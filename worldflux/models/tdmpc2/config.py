@@ -61,6 +61,11 @@ class TDMPC2Config(WorldModelConfig):
             correction, the Gaussian part scaled by the number of action dimensions).
         policy_q_dropout: keep the Q ensemble's dropout active when it scores the policy
             (2024 code: yes; 2023 release: no).
+        batch_size: sequences per update (256 officially).
+        batch_length: steps per sampled sequence, ``horizon + 1`` officially; longer sequences
+            are cut into overlapping windows of ``horizon + 1`` steps.
+        seed_steps: random-action steps before the first update; ``None`` gives the official
+            ``max(1000, 5 * episode_length)``.
         mpc: plan with MPPI in :meth:`act`; ``False`` acts with the policy prior.
         horizon, iterations, num_samples, num_elites, num_pi_trajs, min_std, max_std,
             temperature: MPPI settings (``iterations`` grows by 2 when ``action_dim >= 20``).
@@ -121,6 +126,9 @@ class TDMPC2Config(WorldModelConfig):
     entropy_coef: float = 1e-4
     entropy_form: str = "scaled"
     policy_q_dropout: bool = True
+    batch_size: int = 256
+    batch_length: int = 4
+    seed_steps: Optional[int] = None
 
     # planning (MPPI)
     mpc: bool = True
@@ -199,6 +207,11 @@ class TDMPC2Config(WorldModelConfig):
             raise ConfigError("TD-MPC2 multitask models take vector observations, not images")
         self._check_sizes()
         self._check_tasks()
+        if self.batch_length < self.horizon + 1:
+            raise ConfigError(
+                f"batch_length must be at least horizon + 1 = {self.horizon + 1}, "
+                f"got {self.batch_length}"
+            )
 
     def _check_sizes(self) -> None:
         positive = (

@@ -1,0 +1,66 @@
+"""Fused autograd functions for DreamerV3's memory-bound steps on CPU.
+
+They compute exactly the same values as the composite PyTorch ops (RMSNorm followed by SiLU; a
+sigmoid output with a summed squared error) with fewer passes over memory and fewer saved
+tensors; on a 2-core CPU the composite versions dominate the update time of the small presets.
+
+Axis legend: ``N`` flattened batch, ``C`` features (normalised axis), ``F`` flattened sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class _RMSNormSiLU(torch.autograd.Function):
+    """``silu(x * rsqrt(mean(x^2, -1) + eps) * scale)`` with a hand-written backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, scale: Tensor, eps: float) -> Tensor:
+        rs = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        rs = rs.square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+        xhat = x * rs
+        ctx.save_for_backward(xhat, rs, scale)
+        return F.silu(xhat * scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        xhat, rs, scale = ctx.saved_tensors
+        gy = torch.ops.aten.silu_backward(grad, xhat * scale)
+        gscale = (gy * xhat).reshape(-1, xhat.shape[-1]).sum(0)
+        gx = gy.mul_(scale)
+        dot = (gx * xhat).mean(-1, keepdim=True)
+        return gx.sub_(xhat * dot).mul_(rs), gscale, None
+
+
+def rms_norm_silu(x: Tensor, scale: Tensor, eps: float) -> Tensor:
+    """RMSNorm over the last axis with a learned ``scale``, then SiLU (fused)."""
+    return _RMSNormSiLU.apply(x, scale, eps)
+
+
+class _SigmoidSquaredError(torch.autograd.Function):
+    """Per-sample ``sum((sigmoid(z) - target)^2)`` over all non-batch axes."""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, target: Tensor) -> Tensor:
+        prob = torch.sigmoid(z)
+        diff = prob - target
+        ctx.save_for_backward(prob, diff)
+        return torch.linalg.vector_norm(diff.flatten(1), dim=1).square()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        prob, diff = ctx.saved_tensors
+        shape = (-1,) + (1,) * (diff.dim() - 1)
+        # d/dz (p - t)^2 = 2 (p - t) p (1 - p)
+        out = prob.mul(prob).sub_(prob).mul_(diff).mul_(grad.view(shape) * -2.0)
+        return out, None
+
+
+def sigmoid_squared_error(z: Tensor, target: Tensor) -> Tensor:
+    """``((sigmoid(z) - target) ** 2)`` summed per sample ``(N,)`` (fused)."""
+    return _SigmoidSquaredError.apply(z, target)
