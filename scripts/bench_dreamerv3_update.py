@@ -68,9 +68,7 @@ def keep_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         m_trim_threshold, m_mmap_max = -1, -4
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(
-            libc.mallopt(m_trim_threshold, 2**31 - 1)
-        )
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
     except (OSError, AttributeError):
         return False
 
@@ -82,19 +80,23 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batch-length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="leave glibc's allocator settings alone (see keep_freed_memory)")
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="leave glibc's allocator settings alone (see keep_freed_memory)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     heap = False if args.system_malloc else keep_freed_memory()
-    print(f"torch {torch.__version__}, {args.threads} threads, batch "
-          f"{args.batch_size}x{args.batch_length}, fp32, heap-only malloc: {heap}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, batch "
+        f"{args.batch_size}x{args.batch_length}, fp32, heap-only malloc: {heap}"
+    )
     print(f"{'preset':<10} {'params':>12} {'best wall s':>12} {'cpu s':>8} {'target s':>9}")
     for size in args.sizes:
         wall, cpu, params = bench(size, args.batch_size, args.batch_length, args.repeats)
         target = TARGETS.get(size)
-        print(f"{size:<10} {params:>12,} {wall:>12.2f} {cpu:>8.2f} "
-              f"{target if target else '-':>9}")
+        print(f"{size:<10} {params:>12,} {wall:>12.2f} {cpu:>8.2f} {target if target else '-':>9}")
 
 
 if __name__ == "__main__":

@@ -119,10 +119,12 @@ def _timer(warmup: int) -> Any:
             self.start: float | None = None
             self.elapsed = 0.0
 
-        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        def on_train_batch_end(
+            self, trainer: Any, module: Any, outputs: Any, batch: Any, batch_idx: int
+        ) -> None:
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            if trainer.datamodule.updates == warmup:
+            if batch_idx + 1 == warmup:
                 self.start = time.perf_counter()
             elif self.start is not None:
                 self.elapsed = time.perf_counter() - self.start

@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m worldflux.eval checkpoint=outputs/train/experiment=quickstart episodes=10
+    python -m worldflux.eval checkpoint=outputs/train/experiment-quickstart episodes=10
     python -m worldflux.eval checkpoint=path/to/export env=catch episodes=5 video=false
 
 ``checkpoint`` is a run directory, an export directory or a ``.ckpt``. The environment is the

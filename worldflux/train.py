@@ -25,8 +25,13 @@ from worldflux.errors import WorldFluxError
 
 
 def run_name(override_dirname: str) -> str:
-    """A directory name from Hydra's ``override_dirname`` (``default`` when there is none)."""
-    return override_dirname.replace("/", "-").replace(":", "-") or "default"
+    """A directory name from Hydra's ``override_dirname`` (``default`` when there is none).
+
+    ``model=tdmpc2/ci,seed=1`` becomes ``model-tdmpc2-ci_seed-1``: no ``=`` or ``,``, so the path
+    can be passed back as an override value (``python -m worldflux.eval checkpoint=<run dir>``).
+    """
+    name = override_dirname.replace("=", "-").replace(",", "_").replace("/", "-").replace(":", "-")
+    return name or "default"
 
 
 OmegaConf.register_new_resolver("wf_run_name", run_name, replace=True)

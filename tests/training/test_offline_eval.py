@@ -89,3 +89,28 @@ def test_collect_then_train_offline_then_eval(compose_train: Any, tmp_path: Path
     assert len(result["returns"]) == 2
     assert all(-4 <= r <= 4 for r in result["returns"])
     assert (out / "returns.json").is_file() and Path(result["video"]).stat().st_size > 0
+
+
+def test_open_loop_video_of_a_decoding_family(tmp_path: Path) -> None:
+    import torch
+
+    from worldflux import create_world_model
+    from worldflux.envs.registry import env_spec
+    from worldflux.training.data import OnlineDataModule
+    from worldflux.training.video import open_loop_frames, write_gif
+
+    env = {"suite": "dummy", "id": "discrete_image", "num_envs": 1, "image_size": 16}
+    spec = env_spec(env)
+    model = create_world_model("dreamer:ci", **spec.model_kwargs())
+    assert all(model.supports(op) for op in ("observe", "rollout", "decode"))
+    dm = OnlineDataModule(env, spec, 2, 8, train_ratio=1.0, prefill=20, env_steps=100, capacity=100)
+    dm.setup()
+    for _ in range(20):
+        dm.collector.step(None)
+    batch = dm.replay.sample(2, 8)
+    tensors = {k: torch.as_tensor(v) for k, v in batch.items()}
+    frames = open_loop_frames(model.eval(), tensors, context=3)
+    assert frames.shape == (5, 2 * 16, 3 * 16, 3) and frames.dtype == np.uint8
+    # the left third is the ground truth of the open-loop steps
+    np.testing.assert_array_equal(frames[0, :16, :16], batch["obs"][0, 3].transpose(1, 2, 0))
+    assert write_gif(tmp_path / "v.gif", frames).stat().st_size > 0

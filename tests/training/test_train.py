@@ -110,3 +110,18 @@ def test_model_ids_and_aliases_are_normalised() -> None:
     assert _normalise_argv(["model=tdmpc2-ci"]) == ["model=tdmpc2/ci"]
     with pytest.raises(SystemExit):
         _normalise_argv(["model=tdmpc3:ci"])
+
+
+@pytest.mark.parametrize(
+    ("experiment", "family"), [("quickstart", "tdmpc2"), ("quickstart_dreamer", "dreamerv3")]
+)
+def test_experiments_compose(experiment: str, family: str, compose_train: Any) -> None:
+    cfg = compose_train(f"experiment={experiment}")
+    assert cfg.model.family == family and cfg.device == "cpu"
+
+
+def test_run_names_are_valid_override_values() -> None:
+    from worldflux.train import run_name
+
+    assert run_name("") == "default"
+    assert run_name("model=tdmpc2/ci,seed=1") == "model-tdmpc2-ci_seed-1"

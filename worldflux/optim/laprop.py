@@ -40,8 +40,15 @@ class LaProp(torch.optim.Optimizer):
     """
 
     def __init__(
-        self, params: Iterable[Any], lr: float = 4e-5, agc: float = 0.3, eps: float = 1e-20,
-        beta1: float = 0.9, beta2: float = 0.999, momentum: bool = True, warmup: int = 1000,
+        self,
+        params: Iterable[Any],
+        lr: float = 4e-5,
+        agc: float = 0.3,
+        eps: float = 1e-20,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        momentum: bool = True,
+        warmup: int = 1000,
         pmin: float = 1e-3,
     ) -> None:
         if lr < 0 or agc < 0 or eps < 0 or warmup < 0:
@@ -50,8 +57,16 @@ class LaProp(torch.optim.Optimizer):
             )
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
             raise ConfigError(f"LaProp betas must be in [0, 1), got {beta1}, {beta2}")
-        defaults = dict(lr=lr, agc=agc, eps=eps, beta1=beta1, beta2=beta2, momentum=momentum,
-                        warmup=warmup, pmin=pmin)
+        defaults = dict(
+            lr=lr,
+            agc=agc,
+            eps=eps,
+            beta1=beta1,
+            beta2=beta2,
+            momentum=momentum,
+            warmup=warmup,
+            pmin=pmin,
+        )
         super().__init__(params, defaults)
 
     def current_lr(self, group: dict[str, Any] | None = None) -> float:
@@ -115,4 +130,4 @@ class LaProp(torch.optim.Optimizer):
             1.0 / torch.clamp(g / (agc * torch.clamp(pn, min=pmin)), min=1.0)
             for g, pn in zip(gnorm, pnorm)
         ]
-        return torch._foreach_mul(grads, factors)
+        return list(torch._foreach_mul(grads, factors))

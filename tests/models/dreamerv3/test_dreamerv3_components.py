@@ -89,7 +89,7 @@ def test_block_gru_gates_stay_in_their_block(build) -> None:
     x = torch.randn(2, rssm.deter)
     out = rssm.dyngru(x).view(2, g, 3, w)
     x2 = x.clone()
-    x2[:, 2 * w:3 * w] += 1.0
+    x2[:, 2 * w : 3 * w] += 1.0
     diff = (rssm.dyngru(x2).view(2, g, 3, w) - out).abs().sum((0, 2, 3)) > 0
     assert diff.nonzero().flatten().tolist() == [2]
 
@@ -104,8 +104,12 @@ def test_block_linear_init_uses_full_fan_in() -> None:
 def test_fused_upsample_conv_equals_upsample_then_conv(kernel: int) -> None:
     layer = UpConv2d(6, 5, kernel)
     x = torch.randn(2, 6, 4, 7)
-    ref = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), layer.weight,
-                   layer.bias, padding=kernel // 2)
+    ref = F.conv2d(
+        F.interpolate(x, scale_factor=2.0, mode="nearest"),
+        layer.weight,
+        layer.bias,
+        padding=kernel // 2,
+    )
     assert torch.allclose(layer(x), ref, atol=1e-5)
 
 
@@ -139,8 +143,11 @@ def test_return_norm_percentile_ema() -> None:
 def test_laprop_matches_official_update_rule() -> None:
     p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
     opt = LaProp([p], lr=0.1, agc=0.3, eps=1e-20, warmup=2)
-    grads = [torch.tensor([0.1, 0.2, -0.3]), torch.tensor([10.0, 0.0, 1.0]),
-             torch.tensor([0.5, -0.5, 0.5])]
+    grads = [
+        torch.tensor([0.1, 0.2, -0.3]),
+        torch.tensor([10.0, 0.0, 1.0]),
+        torch.tensor([0.5, -0.5, 0.5]),
+    ]
     ref, nu, mu = p.detach().clone(), torch.zeros(3), torch.zeros(3)
     for t, g in enumerate(grads, start=1):
         upper = 0.3 * max(1e-3, ref.norm().item())
@@ -182,3 +189,33 @@ def test_fused_norm_act_matches_composite() -> None:
     z = torch.randn(3, 2, 4, 4, dtype=torch.float64, requires_grad=True)
     t = torch.rand(3, 2, 4, 4, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda a: sigmoid_squared_error(a, t), (z,))
+
+
+def test_twohot_loss_equals_dense_cross_entropy() -> None:
+    head = TwoHotHead(in_dim=4, units=8, layers=1, bins=255, outscale=1.0)
+    logits = torch.randn(6, 255)
+    target = torch.tensor([-1e9, -3.0, 0.0, 0.25, 40.0, 1e9])
+    dense = -(twohot(target, head.bins) * torch.log_softmax(logits, -1)).sum(-1)
+    assert torch.allclose(head.loss(logits, target), dense, atol=1e-5)
+
+
+def test_strided_conv_uses_xla_same_padding() -> None:
+    from worldflux.models.dreamerv3.layers import Conv2d
+
+    conv = Conv2d(2, 3, 5, stride=2)
+    x = torch.randn(1, 2, 8, 8)
+    # XLA SAME for 8 -> 4 with kernel 5, stride 2: total padding 3, one before, two after
+    ref = F.conv2d(F.pad(x, (1, 2, 1, 2)), conv.weight, conv.bias, stride=2)
+    assert conv(x).shape == (1, 3, 4, 4) and torch.allclose(conv(x), ref)
+
+
+def test_strided_encoder_keeps_parameter_count(build) -> None:
+    from worldflux import get_config
+    from worldflux.models.dreamerv3.module import DreamerV3
+
+    pooled = build()
+    config = get_config("dreamer:ci")
+    config.encoder = {**config.encoder, "strided": True}
+    strided = DreamerV3(config)
+    assert strided.num_parameters() == pooled.num_parameters()
+    assert strided.encode(torch.zeros(2, 3, 64, 64, dtype=torch.uint8)).shape == (2, 4 * 4 * 16)

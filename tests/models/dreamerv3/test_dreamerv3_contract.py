@@ -30,7 +30,7 @@ def test_contract_shapes(build) -> None:
     decoded = model.decode(imagined)
     assert decoded["obs"].shape == (2, 3, 3, 64, 64)
     assert decoded["reward"].shape == decoded["continue"].shape == (2, 3)
-    assert 0.0 <= decoded["obs"].min() and decoded["obs"].max() <= 1.0
+    assert decoded["obs"].min() >= 0.0 and decoded["obs"].max() <= 1.0
 
 
 @pytest.mark.parametrize("overrides", [{}, VECTOR, MULTIMODAL], ids=["image", "vector", "multi"])

@@ -13,13 +13,20 @@ SIZES = ["size1m", "size12m", "size25m", "size50m", "size100m", "size200m", "siz
 
 # (trainable + slow critic) from ../shared/REFERENCES.md, measured on the official code @ e3f0224
 WITH_SLOW = {
-    ("size1m", "image_discrete"): 752_567, ("size1m", "vector_continuous"): 706_978,
-    ("size12m", "image_discrete"): 11_346_119, ("size12m", "vector_continuous"): 10_591_522,
-    ("size25m", "image_discrete"): 25_356_967, ("size25m", "vector_continuous"): 23_652_898,
-    ("size50m", "image_discrete"): 44_926_599, ("size50m", "vector_continuous"): 41_891_618,
-    ("size100m", "image_discrete"): 100_742_215, ("size100m", "vector_continuous"): 93_901_090,
-    ("size200m", "image_discrete"): 178_792_967, ("size200m", "vector_continuous"): 166_619_938,
-    ("size400m", "image_discrete"): 401_599_879, ("size400m", "vector_continuous"): 374_185_762,
+    ("size1m", "image_discrete"): 752_567,
+    ("size1m", "vector_continuous"): 706_978,
+    ("size12m", "image_discrete"): 11_346_119,
+    ("size12m", "vector_continuous"): 10_591_522,
+    ("size25m", "image_discrete"): 25_356_967,
+    ("size25m", "vector_continuous"): 23_652_898,
+    ("size50m", "image_discrete"): 44_926_599,
+    ("size50m", "vector_continuous"): 41_891_618,
+    ("size100m", "image_discrete"): 100_742_215,
+    ("size100m", "vector_continuous"): 93_901_090,
+    ("size200m", "image_discrete"): 178_792_967,
+    ("size200m", "vector_continuous"): 166_619_938,
+    ("size400m", "image_discrete"): 401_599_879,
+    ("size400m", "vector_continuous"): 374_185_762,
 }
 
 
@@ -47,8 +54,13 @@ def test_size12m_breakdown() -> None:
         for slot in DreamerV3.component_slots
     }
     assert parts == {
-        "encoder": 220_416, "dynamics": 5_979_648, "decoder": 1_272_003,
-        "reward_head": 721_407, "continue_head": 656_129, "policy": 789_510, "value": 853_503,
+        "encoder": 220_416,
+        "dynamics": 5_979_648,
+        "decoder": 1_272_003,
+        "reward_head": 721_407,
+        "continue_head": 656_129,
+        "policy": 789_510,
+        "value": 853_503,
     }
 
 
@@ -66,7 +78,5 @@ def test_slow_value_is_not_trainable() -> None:
 def test_size_presets_set_only_widths(size: str) -> None:
     config = get_config(f"dreamerv3:{size}")
     base = get_config("dreamerv3:official_xl")
-    changed = {
-        k for k, v in config.to_dict().items() if v != base.to_dict()[k]
-    }
+    changed = {k for k, v in config.to_dict().items() if v != base.to_dict()[k]}
     assert changed <= {"deter_dim", "hidden_dim", "classes", "depth", "units"}

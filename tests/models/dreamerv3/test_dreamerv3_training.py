@@ -109,8 +109,13 @@ def test_lightning_fit_runs(build, tmp_path) -> None:
     batches = [make_batch(model.config, seed=i) for i in range(2)]
     loader = torch.utils.data.DataLoader(batches, batch_size=None)
     trainer = L.Trainer(
-        max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path, accelerator="cpu",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
     )
     trainer.fit(model, loader)
     logged = trainer.callback_metrics

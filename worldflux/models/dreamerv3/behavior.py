@@ -44,8 +44,12 @@ def lambda_return(
 class ReturnNorm(nn.Module):
     """EMA of the ``perclo``/``perchi`` percentiles of returns; scale ``max(limit, hi - lo)``."""
 
-    def __init__(self, rate: float = 0.01, limit: float = 1.0, perclo: float = 5.0,
-                 perchi: float = 95.0) -> None:
+    lo: Tensor
+    hi: Tensor
+
+    def __init__(
+        self, rate: float = 0.01, limit: float = 1.0, perclo: float = 5.0, perchi: float = 95.0
+    ) -> None:
         super().__init__()
         self.rate, self.limit = rate, limit
         self.q = (perclo / 100.0, perchi / 100.0)
@@ -63,9 +67,20 @@ class ReturnNorm(nn.Module):
 
 
 def imagination_losses(
-    act: Tensor, rew: Tensor, con: Tensor, policy: Categorical | BoundedNormal,
-    value_logits: Tensor, slow_value: Tensor, value_head: TwoHotHead, retnorm: ReturnNorm,
-    update: bool, *, disc: float, lam: float, actent: float, slowreg: float,
+    act: Tensor,
+    rew: Tensor,
+    con: Tensor,
+    policy: Categorical | BoundedNormal,
+    value_logits: Tensor,
+    slow_value: Tensor,
+    value_head: TwoHotHead,
+    retnorm: ReturnNorm,
+    update: bool,
+    *,
+    disc: float,
+    lam: float,
+    actent: float,
+    slowreg: float,
 ) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
     """Actor and critic losses on imagined trajectories.
 
@@ -92,28 +107,46 @@ def imagination_losses(
     logpi = policy.log_prob(act)[:, :-1]
     ent = policy.entropy()[:, :-1]
     policy_loss = weight[:, :-1] * -(logpi * adv + actent * ent)
-    logits = value_logits[:, :-1]
+    logp = torch.log_softmax(value_logits[:, :-1], -1)
     value_loss = weight[:, :-1] * (
-        value_head.loss(logits, ret.detach())
-        + slowreg * value_head.loss(logits, slow_value[:, :-1].detach())
+        value_head.nll(logp, ret.detach()) + slowreg * value_head.nll(logp, slow_value[:, :-1])
     )
     ret_normed = (ret - roffset) / rscale
     metrics = {
-        "adv": adv.mean(), "adv_std": adv.std(), "adv_mag": adv.abs().mean(),
-        "rew": rew.mean(), "con": con.mean(), "ret": ret_normed.mean(), "val": val.mean(),
-        "weight": weight.mean(), "slowval": slow_value.mean(),
+        "adv": adv.mean(),
+        "adv_std": adv.std(),
+        "adv_mag": adv.abs().mean(),
+        "rew": rew.mean(),
+        "con": con.mean(),
+        "ret": ret_normed.mean(),
+        "val": val.mean(),
+        "weight": weight.mean(),
+        "slowval": slow_value.mean(),
         "ret_rate": (ret_normed.abs() >= 1.0).float().mean(),
-        "ret_scale": rscale, "ret_offset": roffset, "entropy": ent.mean(),
+        "ret_scale": rscale,
+        "ret_offset": roffset,
+        "entropy": ent.mean(),
         "rand": (ent.mean() - policy.minent) / (policy.maxent - policy.minent),
     }
-    return {"policy": policy_loss, "value": value_loss}, ret.detach(), {
-        k: v.detach() for k, v in metrics.items()
-    }
+    return (
+        {"policy": policy_loss, "value": value_loss},
+        ret.detach(),
+        {k: v.detach() for k, v in metrics.items()},
+    )
 
 
 def replay_value_loss(
-    last: Tensor, term: Tensor, rew: Tensor, boot: Tensor, value_logits: Tensor,
-    slow_value: Tensor, value_head: TwoHotHead, *, disc: float, lam: float, slowreg: float,
+    last: Tensor,
+    term: Tensor,
+    rew: Tensor,
+    boot: Tensor,
+    value_logits: Tensor,
+    slow_value: Tensor,
+    value_head: TwoHotHead,
+    *,
+    disc: float,
+    lam: float,
+    slowreg: float,
 ) -> Tensor:
     """Critic loss ``(B, T - 1)`` on replayed sequences, bootstrapped from imagined returns.
 
@@ -125,9 +158,9 @@ def replay_value_loss(
     """
     weight = 1.0 - last.float()
     ret = lambda_return(last, term, rew, boot.detach(), disc, lam).detach()
-    logits = value_logits[:, :-1]
+    logp = torch.log_softmax(value_logits[:, :-1], -1)
     return weight[:, :-1] * (
-        value_head.loss(logits, ret) + slowreg * value_head.loss(logits, slow_value[:, :-1].detach())
+        value_head.nll(logp, ret) + slowreg * value_head.nll(logp, slow_value[:, :-1])
     )
 
 

@@ -77,8 +77,14 @@ class DreamerV3Config(WorldModelConfig):
     # losses
     loss_scales: dict[str, float] = field(
         default_factory=lambda: {
-            "rec": 1.0, "rew": 1.0, "con": 1.0, "dyn": 1.0, "rep": 0.1,
-            "policy": 1.0, "value": 1.0, "repval": 0.3,
+            "rec": 1.0,
+            "rew": 1.0,
+            "con": 1.0,
+            "dyn": 1.0,
+            "rep": 0.1,
+            "policy": 1.0,
+            "value": 1.0,
+            "repval": 0.3,
         }
     )
 
@@ -117,16 +123,38 @@ class DreamerV3Config(WorldModelConfig):
 
     # components
     encoder: Any = _component(
-        "networks.SimpleEncoder", mults=[2, 3, 4, 4], layers=3, kernel=5, symlog=True,
-        act="silu", norm="rms",
+        "networks.SimpleEncoder",
+        mults=[2, 3, 4, 4],
+        layers=3,
+        kernel=5,
+        symlog=True,
+        act="silu",
+        norm="rms",
+        strided=False,
     )
     dynamics: Any = _component(
-        "rssm.RSSM", blocks=8, imglayers=2, obslayers=1, dynlayers=1, unimix=0.01,
-        outscale=1.0, free_nats=1.0, absolute=False, act="silu", norm="rms",
+        "rssm.RSSM",
+        blocks=8,
+        imglayers=2,
+        obslayers=1,
+        dynlayers=1,
+        unimix=0.01,
+        outscale=1.0,
+        free_nats=1.0,
+        absolute=False,
+        act="silu",
+        norm="rms",
     )
     decoder: Any = _component(
-        "networks.SimpleDecoder", mults=[2, 3, 4, 4], layers=3, kernel=5, bspace=8,
-        symlog=True, outscale=1.0, act="silu", norm="rms",
+        "networks.SimpleDecoder",
+        mults=[2, 3, 4, 4],
+        layers=3,
+        kernel=5,
+        bspace=8,
+        symlog=True,
+        outscale=1.0,
+        act="silu",
+        norm="rms",
     )
     reward_head: Any = _component(
         "heads.TwoHotHead", layers=1, bins=255, outscale=0.0, act="silu", norm="rms"
@@ -135,8 +163,14 @@ class DreamerV3Config(WorldModelConfig):
         "heads.BinaryHead", layers=1, outscale=1.0, act="silu", norm="rms"
     )
     policy: Any = _component(
-        "heads.PolicyHead", layers=3, minstd=0.1, maxstd=1.0, unimix=0.01, outscale=0.01,
-        act="silu", norm="rms",
+        "heads.PolicyHead",
+        layers=3,
+        minstd=0.1,
+        maxstd=1.0,
+        unimix=0.01,
+        outscale=0.01,
+        act="silu",
+        norm="rms",
     )
     value: Any = _component(
         "heads.TwoHotHead", layers=3, bins=255, outscale=0.0, act="silu", norm="rms"

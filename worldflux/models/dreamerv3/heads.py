@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
 from worldflux.models.dreamerv3.layers import MLP, Linear
-from worldflux.nn.functional import symexp, twohot
+from worldflux.nn.functional import symexp
 
 
 def symexp_bins(num: int) -> Tensor:
@@ -37,9 +37,17 @@ def symexp_bins(num: int) -> Tensor:
 class TwoHotHead(nn.Module):
     """Scalar regression by two-hot classification over ``symexp`` bins (reward and value)."""
 
+    bins: Tensor
+
     def __init__(
-        self, in_dim: int, units: int, layers: int = 1, bins: int = 255, outscale: float = 0.0,
-        act: str = "silu", norm: str = "rms",
+        self,
+        in_dim: int,
+        units: int,
+        layers: int = 1,
+        bins: int = 255,
+        outscale: float = 0.0,
+        act: str = "silu",
+        norm: str = "rms",
     ) -> None:
         super().__init__()
         self.mlp = MLP(in_dim, layers, units, norm, act)
@@ -57,22 +65,43 @@ class TwoHotHead(nn.Module):
         m = k // 2
         if k % 2:
             lo = (probs[..., :m] * self.bins[:m]).flip(-1)
-            hi = probs[..., m + 1:] * self.bins[m + 1:]
+            hi = probs[..., m + 1 :] * self.bins[m + 1 :]
             return (lo + hi).sum(-1) + probs[..., m] * self.bins[m]
         lo = (probs[..., :m] * self.bins[:m]).flip(-1)
         return (lo + probs[..., m:] * self.bins[m:]).sum(-1)
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Cross-entropy ``(...)`` with the two-hot encoding of ``target (...)``."""
-        return -(twohot(target.float(), self.bins) * torch.log_softmax(logits, -1)).sum(-1)
+        return self.nll(torch.log_softmax(logits, -1), target)
+
+    def nll(self, logprobs: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy ``(...)`` of log-probabilities ``(..., K)`` with ``twohot(target)``.
+
+        Gathers the two weighted bins instead of forming the dense two-hot target; the result
+        equals ``-(twohot(target, bins) * logprobs).sum(-1)``.
+        """
+        x = target.detach().float().contiguous()
+        k = self.bins.numel()
+        below = (torch.searchsorted(self.bins, x, right=True) - 1).clamp(0, k - 1)
+        above = (below + 1).clamp(max=k - 1)
+        lo, hi = self.bins[below], self.bins[above]
+        same = above == below
+        w_hi = torch.where(same, torch.zeros_like(x), ((x - lo) / (hi - lo)).clamp(0.0, 1.0))
+        picked = torch.gather(logprobs, -1, torch.stack([below, above], -1))
+        return -(picked[..., 0] * (1.0 - w_hi) + picked[..., 1] * w_hi)
 
 
 class BinaryHead(nn.Module):
     """Bernoulli head (episode continuation); targets may be soft."""
 
     def __init__(
-        self, in_dim: int, units: int, layers: int = 1, outscale: float = 1.0,
-        act: str = "silu", norm: str = "rms",
+        self,
+        in_dim: int,
+        units: int,
+        layers: int = 1,
+        outscale: float = 1.0,
+        act: str = "silu",
+        norm: str = "rms",
     ) -> None:
         super().__init__()
         self.mlp = MLP(in_dim, layers, units, norm, act)
@@ -144,13 +173,24 @@ class PolicyHead(nn.Module):
     """The actor: categorical (discrete) or bounded normal (continuous) over ``action_dim``."""
 
     def __init__(
-        self, in_dim: int, units: int, action_dim: int, action_kind: str, layers: int = 3,
-        minstd: float = 0.1, maxstd: float = 1.0, unimix: float = 0.01, outscale: float = 0.01,
-        act: str = "silu", norm: str = "rms",
+        self,
+        in_dim: int,
+        units: int,
+        action_dim: int,
+        action_kind: str,
+        layers: int = 3,
+        minstd: float = 0.1,
+        maxstd: float = 1.0,
+        unimix: float = 0.01,
+        outscale: float = 0.01,
+        act: str = "silu",
+        norm: str = "rms",
     ) -> None:
         super().__init__()
         if action_kind not in ("discrete", "continuous"):
-            raise ConfigError(f"action_kind must be 'discrete' or 'continuous', got {action_kind!r}")
+            raise ConfigError(
+                f"action_kind must be 'discrete' or 'continuous', got {action_kind!r}"
+            )
         self.discrete = action_kind == "discrete"
         self.minstd, self.maxstd, self.unimix = minstd, maxstd, unimix
         self.mlp = MLP(in_dim, layers, units, norm, act)

@@ -17,7 +17,9 @@ from worldflux.errors import ShapeError
 
 
 def as_obs_dict(
-    obs: Tensor | Mapping[str, Tensor], modalities: Mapping[str, Mapping[str, Any]], lead: int,
+    obs: Tensor | Mapping[str, Tensor],
+    modalities: Mapping[str, Mapping[str, Any]],
+    lead: int,
     lead_names: str = "(B)",
 ) -> dict[str, Tensor]:
     """Check ``obs`` against the modalities with ``lead`` leading axes and return a dict.
@@ -53,8 +55,13 @@ def as_obs_dict(
             raise ShapeError(
                 f"observation {name!r} must have shape {want}, got {tuple(value.shape)}"
             )
-        if value.dtype not in (torch.uint8, torch.float16, torch.bfloat16, torch.float32,
-                               torch.float64):
+        if value.dtype not in (
+            torch.uint8,
+            torch.float16,
+            torch.bfloat16,
+            torch.float32,
+            torch.float64,
+        ):
             kinds = "uint8 in [0, 255] or float in [0, 1]" if spec["kind"] == "image" else "float"
             raise ShapeError(f"observation {name!r} must be {kinds}, got dtype {value.dtype}")
         if spec["kind"] == "vector" and value.dtype == torch.uint8:
@@ -69,8 +76,9 @@ def as_obs_dict(
     return items
 
 
-def check_actions(action: Tensor, kind: str, dim: int, lead_shape: tuple[int, ...],
-                  lead_names: str = "(B, T)") -> Tensor:
+def check_actions(
+    action: Tensor, kind: str, dim: int, lead_shape: tuple[int, ...], lead_names: str = "(B, T)"
+) -> Tensor:
     """Check actions ``(*lead_shape, A)``: one-hot (or all-zero) rows, or values in ``[-1, 1]``."""
     want = f"{lead_names[:-1]}, {dim})"
     if not isinstance(action, Tensor) or tuple(action.shape) != (*lead_shape, dim):

@@ -36,7 +36,13 @@ def init_weight_(weight: Tensor, fan_in: int, outscale: float = 1.0) -> None:
 
 def activation(name: str) -> nn.Module:
     """The activation module of ``name`` (``silu``, ``gelu``, ``relu``, ``tanh``, ``none``)."""
-    table = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "none": nn.Identity}
+    table = {
+        "silu": nn.SiLU,
+        "gelu": nn.GELU,
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "none": nn.Identity,
+    }
     if name not in table:
         raise ConfigError(f"unknown activation {name!r}; expected one of {sorted(table)}")
     return table[name]()
@@ -74,7 +80,8 @@ class Linear(nn.Linear):
 
     def reset_parameters(self) -> None:
         init_weight_(self.weight, self.in_features, self.outscale)
-        nn.init.zeros_(self.bias)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
 
 class NormAct(nn.Module):
@@ -87,7 +94,7 @@ class NormAct(nn.Module):
         self.fused = kind == "rms" and act == "silu"
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.fused:
+        if self.fused and isinstance(self.norm, RMSNorm):
             return rms_norm_silu(x, self.norm.scale, self.norm.eps)
         return self.act(self.norm(x))
 
@@ -133,9 +140,8 @@ class BlockLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
         x = x.reshape(-1, self.blocks, self.in_dim // self.blocks).transpose(0, 1)  # G N I
-        y = torch.bmm(x, self.weight).transpose(0, 1)  # N G O (strided view)
-        # the bias add also makes the result contiguous: one pass instead of two
-        return torch.add(y, self.bias.view(self.blocks, -1)).reshape(*lead, self.out_dim)
+        y = torch.baddbmm(self.bias.view(self.blocks, 1, -1), x, self.weight)  # G N O
+        return y.transpose(0, 1).reshape(*lead, self.out_dim)
 
 
 class ChannelNormAct(nn.Module):
@@ -151,16 +157,32 @@ class ChannelNormAct(nn.Module):
 
 
 class Conv2d(nn.Conv2d):
-    """'Same'-padded stride-1 convolution with the official initialisation."""
+    """'Same'-padded convolution with the official initialisation.
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, outscale: float = 1.0) -> None:
+    With ``stride > 1`` the padding follows XLA's ``SAME`` rule (the extra row/column of an
+    even total padding goes to the bottom/right), as the official JAX code.
+    """
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int, outscale: float = 1.0, stride: int = 1
+    ) -> None:
         self.outscale = outscale
-        super().__init__(in_ch, out_ch, kernel, padding=kernel // 2)
+        super().__init__(in_ch, out_ch, kernel, stride, padding=kernel // 2 if stride == 1 else 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride[0] == 1:
+            return super().forward(x)
+        pads = []
+        for size, k, s in zip(x.shape[:1:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
 
     def reset_parameters(self) -> None:
         k = self.kernel_size[0] * self.kernel_size[1]
         init_weight_(self.weight, self.in_channels * k, self.outscale)
-        nn.init.zeros_(self.bias)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
 
 class UpConv2d(Conv2d):
@@ -172,6 +194,8 @@ class UpConv2d(Conv2d):
     and evaluates it as one ``(4 * C_out)``-channel convolution at low resolution followed by a
     pixel shuffle, which needs about a third of the multiply-adds of upsample-then-convolve.
     """
+
+    fold: Tensor
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, outscale: float = 1.0) -> None:
         super().__init__(in_ch, out_ch, kernel, outscale)
@@ -200,5 +224,5 @@ class UpConv2d(Conv2d):
         # weight for phases (a, b): sum of taps landing on each low-res offset
         small = torch.einsum("ask,btl,oikl->oabist", self.fold, self.fold, w)
         small = small.reshape(out_ch * 4, w.shape[1], self.small, self.small)
-        bias = self.bias.repeat_interleave(4)
+        bias = None if self.bias is None else self.bias.repeat_interleave(4)
         return F.conv2d(x, small, bias, padding=self.small_pad)

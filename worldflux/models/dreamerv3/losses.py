@@ -33,8 +33,13 @@ def features(state: State) -> Tensor:
 
 
 def world_model_losses(
-    model: DreamerV3, obs: dict[str, Tensor], action: Tensor, reward: Tensor, first: Tensor,
-    terminal: Tensor, state: State,
+    model: DreamerV3,
+    obs: dict[str, Tensor],
+    action: Tensor,
+    reward: Tensor,
+    first: Tensor,
+    terminal: Tensor,
+    state: State,
 ) -> tuple[dict[str, Tensor], State, Tensor, dict[str, Tensor]]:
     """Per-step world-model losses ``(B, T)``, posterior states, features ``(B, T, F)``, metrics."""
     cfg = model.config
@@ -44,7 +49,8 @@ def world_model_losses(
     losses, metrics = model.dynamics.kl_losses(post["logit"], post["deter"])
     feat = features(post)
     recons = model.decoder.losses(
-        post["deter"].flatten(0, 1), post["stoch"].flatten(0, 1).flatten(1),
+        post["deter"].flatten(0, 1),
+        post["stoch"].flatten(0, 1).flatten(1),
         {k: v.flatten(0, 1) for k, v in obs.items()},
     )
     for name, value in recons.items():
@@ -60,7 +66,12 @@ def world_model_losses(
 
 
 def actor_critic_losses(
-    model: DreamerV3, post: State, feat: Tensor, reward: Tensor, last: Tensor, terminal: Tensor,
+    model: DreamerV3,
+    post: State,
+    feat: Tensor,
+    reward: Tensor,
+    last: Tensor,
+    terminal: Tensor,
     update: bool,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Imagination losses ``policy``, ``value`` and the replay loss ``repval``."""
@@ -82,8 +93,19 @@ def actor_critic_losses(
         slow = model.slow_value.pred(model.slow_value(img_feat))
     disc = 1.0 if cfg.contdisc else cfg.discount
     losses, ret, mets = imagination_losses(
-        acts, rew, con, model.policy(img_feat), model.value(img_feat), slow, model.value,
-        model.retnorm, update, disc=disc, lam=cfg.lam, actent=cfg.actent, slowreg=cfg.slowreg,
+        acts,
+        rew,
+        con,
+        model.policy(img_feat),
+        model.value(img_feat),
+        slow,
+        model.value,
+        model.retnorm,
+        update,
+        disc=disc,
+        lam=cfg.lam,
+        actent=cfg.actent,
+        slowreg=cfg.slowreg,
     )
     metrics = {f"ac/{n}": v for n, v in mets.items()}
     if cfg.repval_loss:
@@ -91,9 +113,16 @@ def actor_critic_losses(
         with torch.no_grad():
             rslow = model.slow_value.pred(model.slow_value(rfeat))
         losses["repval"] = replay_value_loss(
-            last[:, -k:], terminal[:, -k:], reward[:, -k:], ret[:, 0].view(b, k),
-            model.value(rfeat), rslow, model.value,
-            disc=cfg.discount, lam=cfg.lam, slowreg=cfg.slowreg,
+            last[:, -k:],
+            terminal[:, -k:],
+            reward[:, -k:],
+            ret[:, 0].view(b, k),
+            model.value(rfeat),
+            rslow,
+            model.value,
+            disc=cfg.discount,
+            lam=cfg.lam,
+            slowreg=cfg.slowreg,
         )
     return losses, metrics
 

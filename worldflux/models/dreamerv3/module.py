@@ -26,7 +26,10 @@ from worldflux.models.dreamerv3 import inputs
 from worldflux.models.dreamerv3.behavior import ReturnNorm, ema_update
 from worldflux.models.dreamerv3.config import DreamerV3Config
 from worldflux.models.dreamerv3.losses import (
-    actor_critic_losses, features, total_loss, world_model_losses,
+    actor_critic_losses,
+    features,
+    total_loss,
+    world_model_losses,
 )
 
 State = dict[str, Tensor]
@@ -35,10 +38,18 @@ State = dict[str, Tensor]
 class DreamerV3(WorldModel):
     """DreamerV3 (world model, actor and critic) built from a :class:`DreamerV3Config`."""
 
+    config: DreamerV3Config
+    slow_count: Tensor
     config_class = DreamerV3Config
     capabilities = frozenset(OPERATIONS)
     component_slots = (
-        "encoder", "dynamics", "decoder", "reward_head", "continue_head", "policy", "value",
+        "encoder",
+        "dynamics",
+        "decoder",
+        "reward_head",
+        "continue_head",
+        "policy",
+        "value",
     )
 
     def __init__(self, config: Mapping[str, Any] | DreamerV3Config) -> None:
@@ -49,19 +60,31 @@ class DreamerV3(WorldModel):
             "encoder", modalities=self.modalities, depth=c.depth, units=c.units
         )
         self.dynamics = self.build_component(
-            "dynamics", deter=c.deter_dim, hidden=c.hidden_dim, stoch=c.stoch_dim,
-            classes=c.classes, embed_dim=self.encoder.out_dim, action_dim=c.action_dim,
+            "dynamics",
+            deter=c.deter_dim,
+            hidden=c.hidden_dim,
+            stoch=c.stoch_dim,
+            classes=c.classes,
+            embed_dim=self.encoder.out_dim,
+            action_dim=c.action_dim,
         )
         flat_stoch = c.stoch_dim * c.classes
         feat = c.deter_dim + flat_stoch
         self.decoder = self.build_component(
-            "decoder", modalities=self.modalities, deter=c.deter_dim, stoch=flat_stoch,
-            depth=c.depth, units=c.units,
+            "decoder",
+            modalities=self.modalities,
+            deter=c.deter_dim,
+            stoch=flat_stoch,
+            depth=c.depth,
+            units=c.units,
         )
         self.reward_head = self.build_component("reward_head", in_dim=feat, units=c.units)
         self.continue_head = self.build_component("continue_head", in_dim=feat, units=c.units)
         self.policy = self.build_component(
-            "policy", in_dim=feat, units=c.units, action_dim=c.action_dim,
+            "policy",
+            in_dim=feat,
+            units=c.units,
+            action_dim=c.action_dim,
             action_kind=c.action_kind,
         )
         self.value = self.build_component("value", in_dim=feat, units=c.units)
@@ -84,7 +107,9 @@ class DreamerV3(WorldModel):
     def initial_state(self, batch_size: int) -> State:
         """Zero ``deter (B, D)``, ``stoch (B, S, K)`` and previous ``action (B, A)``."""
         state = self.dynamics.initial(batch_size, self._param_device())
-        state["action"] = torch.zeros(batch_size, self.config.action_dim, device=self._param_device())
+        state["action"] = torch.zeros(
+            batch_size, self.config.action_dim, device=self._param_device()
+        )
         return state
 
     def encode(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor:
@@ -120,8 +145,11 @@ class DreamerV3(WorldModel):
         """One prior step from ``state`` under ``action (B, A)``."""
         b = state["deter"].shape[0]
         action = inputs.check_actions(
-            action.to(state["deter"].device), self.config.action_kind, self.config.action_dim,
-            (b,), "(B)",
+            action.to(state["deter"].device),
+            self.config.action_kind,
+            self.config.action_dim,
+            (b,),
+            "(B)",
         )
         nxt = self.dynamics.img_step(state, action)
         nxt["action"] = action
@@ -131,11 +159,16 @@ class DreamerV3(WorldModel):
         """Imagine ``(B, H, ...)`` states from ``state`` under ``actions (B, H, A)``."""
         b = state["deter"].shape[0]
         if not isinstance(actions, Tensor) or actions.dim() != 3 or actions.shape[1] < 1:
-            raise ShapeError(f"rollout actions must have shape (B, H, A) with H >= 1, got "
-                             f"{getattr(actions, 'shape', type(actions).__name__)}")
+            raise ShapeError(
+                f"rollout actions must have shape (B, H, A) with H >= 1, got "
+                f"{getattr(actions, 'shape', type(actions).__name__)}"
+            )
         actions = inputs.check_actions(
-            actions.to(state["deter"].device), self.config.action_kind, self.config.action_dim,
-            (b, actions.shape[1]), "(B, H)",
+            actions.to(state["deter"].device),
+            self.config.action_kind,
+            self.config.action_dim,
+            (b, actions.shape[1]),
+            "(B, H)",
         )
         states, acts = self.dynamics.imagine(state, actions, actions.shape[1])
         states["action"] = acts
@@ -148,8 +181,10 @@ class DreamerV3(WorldModel):
         feat = features(state)
         flat_stoch = stoch.reshape(-1, stoch.shape[-2] * stoch.shape[-1])
         recons = self.decoder(deter.reshape(-1, deter.shape[-1]), flat_stoch)
-        obs = {k: self.decoder.obs_prediction(k, v).view(*lead, *v.shape[1:])
-               for k, v in recons.items()}
+        obs = {
+            k: self.decoder.obs_prediction(k, v).view(*lead, *v.shape[1:])
+            for k, v in recons.items()
+        }
         return {
             "obs": obs if self.config.multimodal else next(iter(obs.values())),
             "reward": self.reward_head.pred(self.reward_head(feat)),
@@ -172,9 +207,14 @@ class DreamerV3(WorldModel):
         return LossOutput(total=total, components=weighted, metrics=metrics)
 
     @torch.no_grad()
-    def act(
-        self, obs: Any, state: State | None = None, *, first: Tensor | None = None,
-        eval_mode: bool = False, task: Any = None,
+    def act(  # type: ignore[override]  # adds the keyword-only acting options
+        self,
+        obs: Any,
+        state: State | None = None,
+        *,
+        first: Tensor | None = None,
+        eval_mode: bool = False,
+        task: Any = None,
     ) -> tuple[Tensor, State]:
         """Actions ``(B, A)`` for a batch of environments and the next agent state.
 
@@ -226,8 +266,16 @@ class DreamerV3(WorldModel):
 
         c = self.config
         params = [p for p in self.parameters() if p.requires_grad]
-        return LaProp(params, lr=c.lr, agc=c.agc, eps=c.opt_eps, beta1=c.beta1, beta2=c.beta2,
-                      momentum=c.momentum, warmup=c.warmup)
+        return LaProp(
+            params,
+            lr=c.lr,
+            agc=c.agc,
+            eps=c.opt_eps,
+            beta1=c.beta1,
+            beta2=c.beta2,
+            momentum=c.momentum,
+            warmup=c.warmup,
+        )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.log("train/opt/grad_norm", self.grad_norm(), batch_size=1)
@@ -248,7 +296,9 @@ class DreamerV3(WorldModel):
             return torch.zeros(())
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
-    def train_update(self, batch: Mapping[str, Any], optimizer: torch.optim.Optimizer) -> LossOutput:
+    def train_update(
+        self, batch: Mapping[str, Any], optimizer: torch.optim.Optimizer
+    ) -> LossOutput:
         """One full update outside Lightning: loss, backward, optimiser step, slow-critic EMA."""
         optimizer.zero_grad(set_to_none=True)
         out = self.loss(batch)
@@ -275,8 +325,10 @@ class DreamerV3(WorldModel):
     def _unpack(self, batch: Mapping[str, Any]) -> tuple:
         for key in ("obs", "action", "reward", "first", "terminal"):
             if key not in batch:
-                raise ShapeError(f"batch lacks {key!r}; expected keys obs, action, reward, "
-                                 "first, terminal (see worldflux.core.model)")
+                raise ShapeError(
+                    f"batch lacks {key!r}; expected keys obs, action, reward, "
+                    "first, terminal (see worldflux.core.model)"
+                )
         dev = self._param_device()
         obs = inputs.as_obs_dict(batch["obs"], self.modalities, 2, "(B, T)")
         b, t = next(iter(obs.values())).shape[:2]

@@ -24,10 +24,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
-from worldflux.models.dreamerv3.layers import (
-    MLP, BlockLinear, ChannelNormAct, Conv2d, Dense, Linear, UpConv2d,
-)
 from worldflux.models.dreamerv3.fused import sigmoid_squared_error
+from worldflux.models.dreamerv3.layers import (
+    MLP,
+    BlockLinear,
+    ChannelNormAct,
+    Conv2d,
+    Dense,
+    Linear,
+    UpConv2d,
+)
 from worldflux.nn.functional import symlog
 
 
@@ -42,23 +48,35 @@ def image_geometry(modalities: Mapping[str, Any], img: list[str], stages: int) -
     """``(channels, H, W, H_min, W_min)`` of the stacked images after ``stages`` halvings."""
     shapes = [tuple(modalities[k]["shape"]) for k in img]
     if len({s[1:] for s in shapes}) > 1:
-        raise ConfigError(f"image modalities must share one resolution, got {dict(zip(img, shapes))}")
+        raise ConfigError(
+            f"image modalities must share one resolution, got {dict(zip(img, shapes))}"
+        )
     _, h, w = shapes[0]
     factor = 2**stages
     if h % factor or w % factor:
-        raise ConfigError(
-            f"image resolution {h}x{w} must be divisible by 2**len(mults) = {factor}"
-        )
+        raise ConfigError(f"image resolution {h}x{w} must be divisible by 2**len(mults) = {factor}")
     return sum(s[0] for s in shapes), h, w, h // factor, w // factor
 
 
 class SimpleEncoder(nn.Module):
-    """The official ``simple`` encoder; ``forward`` maps ``{name: (N, *shape)}`` to ``(N, E)``."""
+    """The official ``simple`` encoder; ``forward`` maps ``{name: (N, *shape)}`` to ``(N, E)``.
+
+    ``strided`` replaces each convolution + 2x2 max-pool by a stride-2 convolution (the
+    official ``enc.simple.strided`` option; same parameters, a quarter of the multiply-adds).
+    """
 
     def __init__(
-        self, modalities: Mapping[str, Any], depth: int, units: int, mults: list[int],
-        layers: int = 3, kernel: int = 5, symlog: bool = True, act: str = "silu",
+        self,
+        modalities: Mapping[str, Any],
+        depth: int,
+        units: int,
+        mults: list[int],
+        layers: int = 3,
+        kernel: int = 5,
+        symlog: bool = True,
+        act: str = "silu",
         norm: str = "rms",
+        strided: bool = False,
     ) -> None:
         super().__init__()
         self.vec_keys, self.img_keys = split_modalities(modalities)
@@ -72,8 +90,11 @@ class SimpleEncoder(nn.Module):
             chans, _, _, hmin, wmin = image_geometry(modalities, self.img_keys, len(mults))
             blocks = []
             for mult in mults:
-                blocks += [Conv2d(chans, depth * mult, kernel), nn.MaxPool2d(2),
-                           ChannelNormAct(norm, depth * mult, act)]
+                if strided:  # official `strided: True`: stride-2 convs instead of max-pooling
+                    blocks.append(Conv2d(chans, depth * mult, kernel, stride=2))
+                else:
+                    blocks += [Conv2d(chans, depth * mult, kernel), nn.MaxPool2d(2)]
+                blocks.append(ChannelNormAct(norm, depth * mult, act))
                 chans = depth * mult
             self.cnn = nn.Sequential(*blocks)
             self.out_dim += chans * hmin * wmin
@@ -104,24 +125,37 @@ class SimpleDecoder(nn.Module):
     """
 
     def __init__(
-        self, modalities: Mapping[str, Any], deter: int, stoch: int, depth: int, units: int,
-        mults: list[int], layers: int = 3, kernel: int = 5, bspace: int = 8,
-        symlog: bool = True, outscale: float = 1.0, act: str = "silu", norm: str = "rms",
+        self,
+        modalities: Mapping[str, Any],
+        deter: int,
+        stoch: int,
+        depth: int,
+        units: int,
+        mults: list[int],
+        layers: int = 3,
+        kernel: int = 5,
+        bspace: int = 8,
+        symlog: bool = True,
+        outscale: float = 1.0,
+        act: str = "silu",
+        norm: str = "rms",
     ) -> None:
         super().__init__()
         self.vec_keys, self.img_keys = split_modalities(modalities)
         self.symlog = symlog
         if self.vec_keys:
             self.mlp = MLP(deter + stoch, layers, units, norm, act)
-            self.vec_out = nn.ModuleDict({
-                k: Linear(units, int(modalities[k]["shape"][0]), outscale) for k in self.vec_keys
-            })
+            self.vec_out = nn.ModuleDict(
+                {k: Linear(units, int(modalities[k]["shape"][0]), outscale) for k in self.vec_keys}
+            )
         if self.img_keys:
-            self._build_images(modalities, deter, stoch, depth, units, mults, kernel, bspace,
-                               outscale, act, norm)
+            self._build_images(
+                modalities, deter, stoch, depth, units, mults, kernel, bspace, outscale, act, norm
+            )
 
-    def _build_images(self, modalities, deter, stoch, depth, units, mults, kernel, bspace,
-                      outscale, act, norm) -> None:
+    def _build_images(
+        self, modalities, deter, stoch, depth, units, mults, kernel, bspace, outscale, act, norm
+    ) -> None:
         chans, _, _, hmin, wmin = image_geometry(modalities, self.img_keys, len(mults))
         self.img_channels = [int(modalities[k]["shape"][0]) for k in self.img_keys]
         depths = [depth * m for m in mults]

@@ -17,6 +17,7 @@ Axis legend: ``B`` batch, ``T`` time, ``N`` flattened batch, ``D`` deter, ``S`` 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -74,14 +75,32 @@ class RSSM(nn.Module):
     """
 
     def __init__(
-        self, deter: int, hidden: int, stoch: int, classes: int, embed_dim: int, action_dim: int,
-        blocks: int = 8, imglayers: int = 2, obslayers: int = 1, dynlayers: int = 1,
-        unimix: float = 0.01, outscale: float = 1.0, free_nats: float = 1.0,
-        absolute: bool = False, act: str = "silu", norm: str = "rms",
+        self,
+        deter: int,
+        hidden: int,
+        stoch: int,
+        classes: int,
+        embed_dim: int,
+        action_dim: int,
+        blocks: int = 8,
+        imglayers: int = 2,
+        obslayers: int = 1,
+        dynlayers: int = 1,
+        unimix: float = 0.01,
+        outscale: float = 1.0,
+        free_nats: float = 1.0,
+        absolute: bool = False,
+        act: str = "silu",
+        norm: str = "rms",
     ) -> None:
         super().__init__()
         self.deter, self.hidden, self.stoch, self.classes = deter, hidden, stoch, classes
-        self.blocks, self.unimix, self.free_nats, self.absolute = blocks, unimix, free_nats, absolute
+        self.blocks, self.unimix, self.free_nats, self.absolute = (
+            blocks,
+            unimix,
+            free_nats,
+            absolute,
+        )
         self.dynin0 = Dense(deter, hidden, norm, act)
         self.dynin1 = Dense(stoch * classes, hidden, norm, act)
         self.dynin2 = Dense(action_dim, hidden, norm, act)
@@ -89,21 +108,25 @@ class RSSM(nn.Module):
         layers, in_dim = [], deter + 3 * hidden * blocks
         for _ in range(dynlayers):
             layers.append(
-                nn.ModuleDict({"linear": BlockLinear(in_dim, deter, blocks),
-                               "normact": NormAct(norm, deter, act)})
+                nn.ModuleDict(
+                    {
+                        "linear": BlockLinear(in_dim, deter, blocks),
+                        "normact": NormAct(norm, deter, act),
+                    }
+                )
             )
             in_dim = deter
         self.dynhid = nn.ModuleList(layers)
         self.dyngru = BlockLinear(in_dim, 3 * deter, blocks)
         self._width = width
         obs_in = embed_dim if absolute else deter + embed_dim
-        self.obs = nn.Sequential(*[
-            Dense(obs_in if i == 0 else hidden, hidden, norm, act) for i in range(obslayers)
-        ])
+        self.obs = nn.Sequential(
+            *[Dense(obs_in if i == 0 else hidden, hidden, norm, act) for i in range(obslayers)]
+        )
         self.obslogit = Linear(hidden if obslayers else obs_in, stoch * classes, outscale)
-        self.prior = nn.Sequential(*[
-            Dense(deter if i == 0 else hidden, hidden, norm, act) for i in range(imglayers)
-        ])
+        self.prior = nn.Sequential(
+            *[Dense(deter if i == 0 else hidden, hidden, norm, act) for i in range(imglayers)]
+        )
         self.priorlogit = Linear(hidden if imglayers else deter, stoch * classes, outscale)
 
     # ------------------------------------------------------------------ state
@@ -127,15 +150,17 @@ class RSSM(nn.Module):
         x = torch.cat(
             [self.dynin0(deter), self.dynin1(stoch.reshape(n, -1)), self.dynin2(action)], -1
         )
-        for i, layer in enumerate(self.dynhid):
-            lin = layer["linear"]
+        for i, module in enumerate(self.dynhid):
+            layer = cast(nn.ModuleDict, module)
+            lin = cast(BlockLinear, layer["linear"])
             if i == 0:
                 # Each block's input is [deter_g, x]; x is shared, so its product with the
                 # block weights is one dense matmul instead of G copies of x.
                 wd, wx = lin.weight[:, :w], lin.weight[:, w:]  # G W W, G 3h W
                 y = torch.bmm(deter.view(n, g, w).transpose(0, 1), wd).transpose(0, 1)
                 shared = torch.addmm(lin.bias, x, wx.permute(1, 0, 2).reshape(x.shape[-1], -1))
-                y = torch.add(y, shared.view(n, g, w)).view(n, -1)
+                # adding into the contiguous dense part also undoes the block transpose
+                y = shared.view(n, g, w).add_(y).view(n, -1)
             else:
                 y = lin(x)
             x = layer["normact"](y)
@@ -168,14 +193,14 @@ class RSSM(nn.Module):
             raw posterior ``logit (B, T, S, K)``; ``last`` is the carry after the final step.
         """
         b, t = embed.shape[:2]
-        first = self.obs[0].linear if len(self.obs) else self.obslogit
+        first = cast(Dense, self.obs[0]).linear if len(self.obs) else self.obslogit
         if self.absolute:
             emb_part = F.linear(embed, first.weight, first.bias)
             w_deter = None
         else:
             w_deter = first.weight[:, : self.deter]
             # The embedding's share of the first posterior layer, for all steps at once.
-            emb_part = F.linear(embed, first.weight[:, self.deter:], first.bias)
+            emb_part = F.linear(embed, first.weight[:, self.deter :], first.bias)
         keep = (~reset).to(embed.dtype)
         deter, stoch = state["deter"], state["stoch"]
         deters, stochs, logits = [], [], []
@@ -189,7 +214,8 @@ class RSSM(nn.Module):
             stochs.append(stoch)
             logits.append(logit)
         states = {
-            "deter": torch.stack(deters, 1), "stoch": torch.stack(stochs, 1),
+            "deter": torch.stack(deters, 1),
+            "stoch": torch.stack(stochs, 1),
             "logit": torch.stack(logits, 1),
         }
         return states, {"deter": deter, "stoch": stoch}
@@ -198,8 +224,8 @@ class RSSM(nn.Module):
         """The posterior layers after the first linear map (given its output ``pre``)."""
         if not len(self.obs):
             return pre
-        x = self.obs[0].normact(pre)
-        for layer in self.obs[1:]:
+        x = cast(Dense, self.obs[0]).normact(pre)
+        for layer in list(self.obs)[1:]:
             x = layer(x)
         return self.obslogit(x)
 
@@ -212,7 +238,10 @@ class RSSM(nn.Module):
         return {"deter": deter, "stoch": stoch, "logit": logit}
 
     def imagine(
-        self, state: State, policy: Callable[[State], Tensor] | Tensor, length: int,
+        self,
+        state: State,
+        policy: Callable[[State], Tensor] | Tensor,
+        length: int,
         sample: bool = True,
     ) -> tuple[State, Tensor]:
         """Roll the prior forward ``length`` steps.
