@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from worldflux.catalog import conf_dir
+from worldflux.core.config import to_plain
 from worldflux.errors import WorldFluxError
 
 
@@ -32,7 +33,7 @@ def collect(cfg: DictConfig) -> dict[str, Any]:
     from worldflux.envs.registry import make_vector_env
     from worldflux.training.collector import Collector
 
-    env_cfg = OmegaConf.to_container(cfg.env, resolve=True)
+    env_cfg = to_plain(cfg.env)
     envs = make_vector_env(env_cfg, seed=int(cfg.seed))
     model = None
     if str(cfg.policy) != "random":

@@ -22,6 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from worldflux.catalog import conf_dir
+from worldflux.core.config import to_plain
 from worldflux.errors import ConfigError, WorldFluxError
 
 
@@ -31,9 +32,9 @@ def run_env_config(checkpoint: str) -> dict[str, Any]:
     for parent in [path, *path.parents][:4]:
         saved = parent / ".hydra" / "config.yaml"
         if saved.is_file():
-            env = OmegaConf.load(saved).get("env")
+            env = to_plain(OmegaConf.load(saved)).get("env")
             if env is not None:
-                return OmegaConf.to_container(env, resolve=True)  # type: ignore[return-value]
+                return to_plain(env)
     raise ConfigError(
         f"cannot find the run config of {checkpoint}; name the environment with env=..."
     )
@@ -50,11 +51,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     if cfg.checkpoint in (None, "???"):
         raise ConfigError("eval needs checkpoint=<run dir | export dir | .ckpt>")
-    env_cfg = (
-        OmegaConf.to_container(cfg.env, resolve=True)
-        if cfg.get("env")
-        else run_env_config(str(cfg.checkpoint))
-    )
+    env_cfg = to_plain(cfg.env) if cfg.get("env") else run_env_config(str(cfg.checkpoint))
     env_cfg["num_envs"] = 1
     model = create_world_model(str(cfg.checkpoint), device=str(cfg.device))
     model.eval()

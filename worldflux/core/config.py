@@ -105,6 +105,15 @@ class WorldModelConfig:
         return structured_to_object(cls, data)
 
 
+def to_plain(node: Any) -> dict[str, Any]:
+    """A resolved plain ``dict`` copy of a config mapping (``DictConfig`` or ``dict``)."""
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"expected a mapping, got {type(node).__name__}: {node!r}")
+    return _plain(node)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}

@@ -50,7 +50,7 @@ def write_episode(
     out = folder / f"{index:06d}-{len(episode['reward'])}.npz"
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
     with os.fdopen(fd, "wb") as fh:
-        np.savez_compressed(fh, **{_key(k): v for k, v in episode.items()})
+        np.savez_compressed(fh, **{_key(k): v for k, v in episode.items()})  # type: ignore[arg-type]
     os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
     os.replace(tmp, out)
     return out

@@ -166,7 +166,7 @@ class Replay:
             state["data"] = {k: v[:, :used] for k, v in self.data.items()}
         else:
             for arr in self.data.values():
-                arr.flush()
+                arr.flush()  # type: ignore[attr-defined]  # np.memmap on disk
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -82,7 +82,8 @@ class Atari(Env):
             self.ale.getMinimalActionSet() if actions == "needed" else self.ale.getLegalActionSet()
         )
         self.actions = list(legal)
-        self.size, self.repeat, self.noops, self.length = tuple(size), repeat, noops, length
+        self.size = (int(size[0]), int(size[1]))
+        self.repeat, self.noops, self.length = repeat, noops, length
         self._rng = np.random.default_rng(seed)
         self._frames = 0
         self._buffers = [np.zeros((210, 160, 3), np.uint8) for _ in range(2)]

@@ -92,7 +92,8 @@ class GymEnv(Env):
         if max_episode_steps is not None:
             make_kwargs["max_episode_steps"] = int(max_episode_steps)
         self.env = gym.make(id, **make_kwargs)
-        self.id, self.mode, self.size = id, obs, tuple(int(s) for s in size)
+        self.id, self.mode = id, obs
+        self.size = (int(size[0]), int(size[1]))
         self.repeat = int(action_repeat)
         self._seed = seed
         self.spec = EnvSpec(self._obs_spaces(gym), *self._action_space(gym))

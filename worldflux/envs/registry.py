@@ -19,6 +19,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from worldflux.core.config import to_plain
 from worldflux.envs.base import Env, EnvSpec
 from worldflux.envs.vector import VectorEnv
 from worldflux.errors import ConfigError, suggest
@@ -89,14 +90,7 @@ SUITES: dict[str, Callable[[str], Callable[..., Env]]] = {
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(cfg):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a base dependency
-        pass
-    return dict(cfg)
+    return to_plain(cfg)
 
 
 def env_factory(cfg: Mapping[str, Any], seed: int | None = None) -> Callable[[int], Env]:

@@ -189,7 +189,7 @@ class OpenLoopVideo(L.Callback):
     def on_train_batch_end(
         self,
         trainer: L.Trainer,
-        pl_module: L.LightningModule,
+        pl_module: Any,
         outputs: Any,
         batch: Any,
         batch_idx: int,
@@ -228,7 +228,7 @@ class OpenLoopVideo(L.Callback):
             Path(trainer.default_root_dir) / "videos" / f"openloop-{dm.updates:07d}.gif", frames
         )
         for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
+            experiment: Any = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_image"):
                 strip = frames[:: max(1, len(frames) // 8)]
                 with contextlib.suppress(ImportError):  # TensorBoard images need pillow

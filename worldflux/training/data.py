@@ -138,7 +138,8 @@ class OnlineDataModule(_ReplayData):
         self.collector = Collector(envs, self.replay, seed=seed)
 
     def _policy(self) -> Any:
-        model = self.trainer.lightning_module if getattr(self, "trainer", None) else None
+        trainer = getattr(self, "trainer", None)
+        model: Any = trainer.lightning_module if trainer is not None else None
         if not self.use_policy or model is None or not model.supports("act"):
             return None
         return model

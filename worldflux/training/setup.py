@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from worldflux.core.config import to_plain
 from worldflux.envs.base import EnvSpec
 from worldflux.errors import ConfigError, WorldFluxError
 
@@ -98,7 +99,7 @@ def build_datamodule(cfg: DictConfig, model: Any, spec: EnvSpec, run_dir: Path) 
     if d.kind != "online":
         raise ConfigError(f"data.kind must be 'online' or 'offline', got {d.kind!r}")
     return OnlineDataModule(
-        OmegaConf.to_container(cfg.env, resolve=True),
+        to_plain(cfg.env),
         spec,
         b,
         t,
@@ -121,8 +122,7 @@ def _instantiate_group(group: Any, **runtime: Any) -> list[Any]:
             continue
         if not OmegaConf.is_dict(node) or "_target_" not in node:
             raise ConfigError(f"config entry {name!r} needs a _target_, got {node!r}")
-        plain = OmegaConf.to_container(node, resolve=True)
-        out.append(instantiate(plain, **runtime))
+        out.append(instantiate(to_plain(node), **runtime))
     return out
 
 
@@ -142,7 +142,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
     every = int((cfg.callbacks or {}).get("checkpoint", {}).get("every_n_updates", 1000))
     callbacks.append(PeriodicCheckpoint(ckpt_dir, every_n_updates=every))
     loggers = _instantiate_group(cfg.logger, save_dir=str(run_dir))
-    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    kwargs = to_plain(cfg.trainer)
     assert isinstance(kwargs, dict)
     acc = accelerator(str(cfg.device))
     if kwargs.get("precision") is None:

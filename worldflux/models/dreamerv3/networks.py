@@ -88,7 +88,7 @@ class SimpleEncoder(nn.Module):
             self.out_dim += units
         if self.img_keys:
             chans, _, _, hmin, wmin = image_geometry(modalities, self.img_keys, len(mults))
-            blocks = []
+            blocks: list[nn.Module] = []
             for mult in mults:
                 if strided:  # official `strided: True`: stride-2 convs instead of max-pooling
                     blocks.append(Conv2d(chans, depth * mult, kernel, stride=2))
