@@ -173,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "cpu":
+        from worldflux.training.setup import keep_freed_memory
+
+        keep_freed_memory()  # as python -m worldflux.train does on CPU
     if args.precision is None:
         args.precision = "bf16-mixed" if args.device == "cuda" else "32-true"
     rows = []
