@@ -1,0 +1,166 @@
+"""Learning benchmark: train through ``python -m worldflux.train`` and print the return curve.
+
+Runs ``python -m worldflux.train <overrides>`` in a fresh run directory (its output goes to
+``<run dir>/train.log``), reads the run's ``csv/metrics.csv`` and prints the mean episode return
+per env-step bin, the wall time, and the mean return of a uniformly random policy on the same
+environment (the baseline). See ``docs/learning.md`` for the recorded curves.
+
+Usage::
+
+    python scripts/bench_learning.py experiment=tdmpc2_pendulum
+    python scripts/bench_learning.py experiment=dreamer_cartpole seed=1 --rows 10
+    python scripts/bench_learning.py experiment=tdmpc2_pendulum data.env_steps=3000 \\
+        --run-dir outputs/bench/short --random-episodes 20
+
+The logger logs every update here, so every episode's return can be recovered from the logged
+moving mean (``env/return``, the mean of the collector's last ``window`` episodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Added to every run: a fresh start, no progress bar, the CSV logger, a log row per update.
+RUN_OVERRIDES = [
+    "resume=never",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+    "callbacks.metrics.every_n_updates=1",
+    "++logger.csv._target_=worldflux.training.loggers.csv",
+]
+
+
+def train(overrides: list[str], run_dir: Path) -> float:
+    """Run the training entry point; return its wall time in seconds."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "worldflux.train", *overrides, *RUN_OVERRIDES]
+    cmd.append(f"hydra.run.dir={run_dir}")
+    start = time.perf_counter()
+    with open(run_dir / "train.log", "w") as log:
+        done = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = (run_dir / "train.log").read_text()[-3000:]
+        raise RuntimeError(f"training failed ({done.returncode}):\n{tail}")
+    return time.perf_counter() - start
+
+
+def episodes(metrics_csv: Path) -> list[tuple[int, float]]:
+    """``(env steps at the end, return)`` of every episode, recovered from the moving mean.
+
+    With ``n`` episodes done the logged mean covers the last ``min(n, window)``; the difference of
+    two consecutive sums is the new episodes minus those that left the window. Episodes that end
+    between two log rows (random prefill) share their mean.
+    """
+    from worldflux.training.collector import Collector
+
+    window = inspect.signature(Collector).parameters["window"].default
+    returns: list[float] = []
+    ends: list[int] = []
+    total = 0.0  # sum of the returns in the window at the previous row
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            if not row.get("env/return") or not row.get("env/episodes"):
+                continue
+            n = int(float(row["env/episodes"]))
+            if n <= len(returns):
+                continue
+            done = len(returns)
+            now = float(row["env/return"]) * min(n, window)
+            left = sum(returns[max(0, done - window) : min(done, max(0, n - window))])
+            new = (now - total + left) / min(n - done, window)
+            returns += [new] * (n - len(returns))
+            ends += [int(float(row["env/steps"]))] * (len(returns) - len(ends))
+            total = now
+    return list(zip(ends, returns))
+
+
+def curve(eps: list[tuple[int, float]], env_steps: int, rows: int) -> list[tuple[int, int, float]]:
+    """``(bin end, episodes, mean return)`` for ``rows`` equal env-step bins."""
+    edges = np.linspace(0, env_steps, rows + 1).astype(int)
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        r = [ret for end, ret in eps if lo < end <= hi]
+        out.append((int(hi), len(r), float(np.mean(r)) if r else float("nan")))
+    return out
+
+
+def random_return(overrides: list[str], n: int, seed: int = 12345) -> tuple[float, float]:
+    """Mean and standard deviation of ``n`` episode returns of uniformly random actions."""
+    from hydra import compose, initialize_config_dir
+
+    from worldflux.catalog import conf_dir
+    from worldflux.core.config import to_plain
+    from worldflux.envs.registry import make_vector_env
+    from worldflux.train import _normalise_argv
+    from worldflux.training.collector import Collector
+
+    keep = [o for o in _normalise_argv(overrides) if not o.startswith(("hydra.", "+hydra."))]
+    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=keep)
+    collector = Collector(make_vector_env(to_plain(cfg.env), seed=seed), None, seed, window=n)
+    while collector.episodes < n:
+        collector.step(None)
+    collector.envs.close()
+    return float(np.mean(collector.scores)), float(np.std(collector.scores))
+
+
+def run(overrides: list[str], run_dir: Path, rows: int = 10, random_episodes: int = 50) -> dict:
+    """Train, then return ``{"curve", "episodes", "env_steps", "wall_s", "random"}``."""
+    wall = train(overrides, run_dir)
+    eps = episodes(run_dir / "csv" / "metrics.csv")
+    steps = _env_steps(run_dir)
+    return {
+        "curve": curve(eps, steps, rows),
+        "episodes": eps,
+        "env_steps": steps,
+        "wall_s": wall,
+        "random": random_return(overrides, random_episodes),
+    }
+
+
+def _env_steps(run_dir: Path) -> int:
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.env_steps)
+
+
+def report(result: dict[str, Any], overrides: list[str]) -> str:
+    """The result as a Markdown table plus a summary line."""
+    lines = ["| env steps | episodes | mean return |", "|---:|---:|---:|"]
+    for end, n, mean in result["curve"]:
+        lines.append(f"| {end} | {n} | {mean:.1f} |")
+    mean, std = result["random"]
+    lines.append("")
+    lines.append(
+        f"python -m worldflux.train {' '.join(overrides)}: {result['env_steps']} env steps, "
+        f"{len(result['episodes'])} episodes, wall {result['wall_s']:.0f} s; "
+        f"random policy {mean:.1f} +- {std:.1f}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("overrides", nargs="+", help="train overrides, e.g. experiment=...")
+    parser.add_argument("--rows", type=int, default=10, help="env-step bins of the table")
+    parser.add_argument("--run-dir", type=Path, default=None, help="default outputs/bench/<name>")
+    parser.add_argument("--random-episodes", type=int, default=50)
+    args = parser.parse_args()
+    name = "_".join(o.replace("=", "-").replace("/", "-") for o in args.overrides)
+    run_dir = (args.run_dir or ROOT / "outputs" / "bench" / name).resolve()
+    result = run(args.overrides, run_dir, args.rows, args.random_episodes)
+    print(report(result, args.overrides))
+
+
+if __name__ == "__main__":
+    main()
