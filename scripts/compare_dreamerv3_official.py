@@ -5,14 +5,19 @@ with ``--official``). The comparison runs in two steps across two Python environ
 
 1. ``dump`` (run with the JAX environment's Python, which has ``jax``, ``ninjax``, ``elements``,
    ... installed): builds the official ``dreamerv3.agent.Agent`` model (config ``defaults`` +
-   ``size1m``, compute dtype float32, CPU), initialises it, runs its parts on fixed inputs and
-   writes every parameter and every output to an ``.npz``. The sampled latents (``stoch``) of the
-   posterior and of imagination are saved as well.
+   ``size1m``, compute dtype float32, CPU), initialises it, perturbs every weight, bias and norm
+   scale (the zero-initialised reward/critic outputs and unit norm scales would hide layout
+   errors), runs its parts on fixed inputs and writes every parameter, every output, the
+   gradients of the total loss and the parameter change of three optimiser steps (``agent.opt``
+   with a 4-step warmup) to an ``.npz``. The sampled latents (``stoch``) of the posterior and of
+   imagination are saved as well.
 2. ``compare`` (run with worldflux's Python): builds ``dreamerv3:size1m`` for the same spaces,
    loads the official weights through the explicit name/layout mapping of :func:`param_map`, runs
    the same inputs and prints the largest absolute differences. The official latent samples are
    replayed in place of our own sampling (``rssm.sample_onehot`` is patched), so the posterior and
-   prior logits, GRU states, decoder, heads and losses are compared exactly.
+   prior logits, GRU states, decoder, heads, losses and gradients are compared exactly; the
+   official gradients are then fed to our ``LaProp`` for the optimiser check. Imagination uses
+   fixed actions instead of policy samples (the losses are functions of the actions).
 
 ``all`` does both (the dump through ``--jax-python``)::
 
@@ -28,6 +33,9 @@ Layout mapping (official -> ours):
 * RMSNorm ``scale`` -> ``RMSNorm.scale``;
 * block-diagonal ``kernel (G, in/G, out/G)`` -> ``BlockLinear.weight`` (same layout);
 * conv ``kernel HWIO`` -> ``Conv2d.weight OIHW``;
+* ``dynhid0`` sees per block ``[deter_g, embeddings of deter, stoch, action]`` (the official
+  ``group2flat(concat([flat2group(deter), x.repeat(g)]))``); our ``core`` splits its weight into
+  the ``deter_g`` rows and the shared rows, same tensor;
 * the block GRU output ``dyngru`` keeps the official ``(G, ..., 3 * deter/G)`` layout: per block,
   ``[reset, cand, update]`` chunks, which is the order our ``core`` splits them in;
 * the decoder seed ``sp0`` is block-diagonal over ``(g h w c)`` outputs, rearranged to
@@ -185,7 +193,11 @@ def dump(setting: str, official: str, out: str) -> None:
             model.retnorm, model.valnorm, model.advnorm, update=True,
             contdisc=acfg.contdisc, horizon=acfg.horizon, **acfg.imag_loss,
         )  # fmt: skip
-        o["loss_policy"], o["loss_value"], o["imag_ret"] = ilos["policy"], ilos["value"], iout["ret"]
+        o["loss_policy"], o["loss_value"], o["imag_ret"] = (
+            ilos["policy"],
+            ilos["value"],
+            iout["ret"],
+        )
         boot = iout["ret"][:, 0].reshape(B, T)
         rlos, _, _ = agentlib.repl_loss(
             obs["is_last"], obs["is_terminal"], obs["reward"], boot,
@@ -210,9 +222,7 @@ def dump(setting: str, official: str, out: str) -> None:
         if k.endswith("/kernel"):
             fan = int(np.prod(v.shape[:-1]))
             v = v + rng.standard_normal(v.shape) * 0.5 / np.sqrt(fan)
-        elif k.endswith("/bias"):
-            v = v + rng.standard_normal(v.shape) * 0.1
-        elif k.endswith("/scale"):
+        elif k.endswith("/bias") or k.endswith("/scale"):
             v = v + rng.standard_normal(v.shape) * 0.1
         else:  # normaliser statistics and counters: back to their initial zeros
             v = np.zeros_like(v)
@@ -233,7 +243,7 @@ def dump(setting: str, official: str, out: str) -> None:
     for _ in range(OPT_STEPS):
         upd, ostate = opt.update({k: grads[k] for k in train}, ostate, new)
         new = optax.apply_updates(new, upd)
-    arrays = {f"out/{k}": np.asarray(v, np.float32) for k, v in outs.items()}
+    arrays: dict = {f"out/{k}": np.asarray(v, np.float32) for k, v in outs.items()}
     arrays.update({f"delta/{k}": np.asarray(new[k] - train[k]) for k in train})
     arrays.update({f"param/{k}": np.asarray(v) for k, v in state.items()})
     arrays.update({f"grad/{k}": np.asarray(v) for k, v in grads.items()})
@@ -400,8 +410,11 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
     import torch.nn.functional as F
 
     from worldflux.models.dreamerv3 import rssm as rssm_mod
-    from worldflux.models.dreamerv3.behavior import ReturnNorm, imagination_losses
-    from worldflux.models.dreamerv3.behavior import replay_value_loss
+    from worldflux.models.dreamerv3.behavior import (
+        ReturnNorm,
+        imagination_losses,
+        replay_value_loss,
+    )
     from worldflux.models.dreamerv3.losses import features, world_model_losses
 
     data = np.load(path)
@@ -456,7 +469,9 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
             row("imagine: deter (GRU)", img["deter"], o["img_deter"])
             row("imagine: prior logits", img["logit"], o["img_logit"])
             # decoder
-            recon = model.decoder(post["deter"].flatten(0, 1), post["stoch"].flatten(0, 1).flatten(1))
+            recon = model.decoder(
+                post["deter"].flatten(0, 1), post["stoch"].flatten(0, 1).flatten(1)
+            )
             pred = recon["obs"].view(B, T, *recon["obs"].shape[1:])
             if setting == "image":
                 pred = pred.permute(0, 1, 3, 4, 2)
@@ -475,6 +490,10 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
                 row("policy: log-probs", dist.logprobs,
                     torch.log_softmax(o["pol_logits"], -1))  # fmt: skip
                 row("policy: log-prob of actions", dist.log_prob(act), o["pol_logp"])
+                model.policy.unimix = 0.01  # our default: the known difference (docs)
+                row("(known difference) policy log-probs with policy.unimix 0.01",
+                    model.policy(feat).logprobs, torch.log_softmax(o["pol_logits"], -1))  # fmt: skip
+                model.policy.unimix = 0.0
             row("policy: entropy", dist.entropy(), o["pol_ent"])
             row("value head: prediction", model.value.pred(model.value(feat)), o["val_pred"])
             row("slow value: prediction", model.slow_value.pred(model.slow_value(feat)),
@@ -485,7 +504,11 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
                 row(f"loss {key} (B, T)", losses[ours_key], o[f"loss_{key}"])
             # actor-critic losses on [start, imagined] features with fixed actions
             full = torch.cat(
-                [feat.detach().flatten(0, 1)[:, None], features({k: img[k] for k in ("deter", "stoch")})], 1
+                [
+                    feat.detach().flatten(0, 1)[:, None],
+                    features({k: img[k] for k in ("deter", "stoch")}),
+                ],
+                1,
             )
             with no_grad:
                 rew_i = model.reward_head.pred(model.reward_head(full))
@@ -511,7 +534,9 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
             row("loss repval (B, T-1)", repval, o["loss_repval"])
             sc = cfg.loss_scales
             terms = dict(losses, policy=ilos["policy"], value=ilos["value"], repval=repval)
-            total = sum(v.mean() * sc["rec" if k.startswith("rec_") else k] for k, v in terms.items())
+            total = sum(
+                v.mean() * sc["rec" if k.startswith("rec_") else k] for k, v in terms.items()
+            )
             row("total loss", total, o["total"])
             total.backward()
         # gradients of the total loss, per part
@@ -540,7 +565,9 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
         opt = LaProp([t for t, _ in trained.values()], lr=cfg.lr, agc=cfg.agc, eps=cfg.opt_eps,
                      beta1=cfg.beta1, beta2=cfg.beta2, momentum=cfg.momentum, warmup=OPT_WARMUP)  # fmt: skip
         for name, (tensor, layout) in trained.items():
-            tensor.grad = torch.from_numpy(np.ascontiguousarray(to_ours(data[f"grad/{name}"], layout)))
+            tensor.grad = torch.from_numpy(
+                np.ascontiguousarray(to_ours(data[f"grad/{name}"], layout))
+            )
         for _ in range(OPT_STEPS):
             opt.step()
         d = m = 0.0
@@ -568,9 +595,11 @@ def print_table(results: dict) -> None:
             else:
                 prev += 1
                 names.insert(prev, r[0])
-    head = "| compared | " + " | ".join(
-        f"{s}: max abs diff | {s}: max abs official" for s in results
-    ) + " |"
+    head = (
+        "| compared | "
+        + " | ".join(f"{s}: max abs diff | {s}: max abs official" for s in results)
+        + " |"
+    )
     print(head)
     print("|---|" + "---|---|" * len(results))
     for name in names:
