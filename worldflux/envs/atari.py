@@ -35,12 +35,18 @@ def _ale() -> Any:
 
 
 def _rom(ale_py: Any, game: str) -> str:
+    import warnings
+
     import ale_py.roms as roms
 
-    path = roms.get_rom_path(game)
+    games = list(roms.get_all_rom_ids())
+    if game not in games:
+        raise ConfigError(f"unknown Atari game {game!r}.{suggest(game, games)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = roms.get_rom_path(game)
     if path is None:
-        names = [n for n in dir(roms) if not n.startswith("_")]
-        raise ConfigError(f"unknown Atari game {game!r}.{suggest(game, names)}")
+        raise ConfigError(f"the ROM of Atari game {game!r} is not installed with ale-py")
     return str(path)
 
 
@@ -71,6 +77,8 @@ class Atari(Env):
     ) -> None:
         if actions not in ("needed", "all"):
             raise ConfigError(f"actions must be 'needed' or 'all', got {actions!r}")
+        if repeat < 1:
+            raise ConfigError(f"repeat must be >= 1, got {repeat}")
         ale_py = _ale()
         self.ale = ale_py.ALEInterface()
         self.ale.setLoggerMode(ale_py.LoggerMode.Error)
@@ -82,6 +90,7 @@ class Atari(Env):
             self.ale.getMinimalActionSet() if actions == "needed" else self.ale.getLegalActionSet()
         )
         self.actions = list(legal)
+        self._noop = ale_py.Action.NOOP
         self.size = (int(size[0]), int(size[1]))
         self.repeat, self.noops, self.length = repeat, noops, length
         self._rng = np.random.default_rng(seed)
@@ -96,7 +105,7 @@ class Atari(Env):
             self._rng = np.random.default_rng(seed)
         self.ale.reset_game()
         for _ in range(int(self._rng.integers(self.noops + 1)) if self.noops else 0):
-            self.ale.act(self.actions[0])
+            self.ale.act(self._noop)
             if self.ale.game_over():
                 self.ale.reset_game()
         self._frames = 0
@@ -110,8 +119,12 @@ class Atari(Env):
         for i in range(self.repeat):
             reward += float(self.ale.act(native))
             self._frames += 1
-            if i >= self.repeat - 2:  # keep the last two frames for max-pooling
-                self.ale.getScreenRGB(self._buffers[i - (self.repeat - 2)])
+            if i == self.repeat - 2:  # keep the last two frames for max-pooling
+                self.ale.getScreenRGB(self._buffers[1])
+            elif i == self.repeat - 1:
+                self.ale.getScreenRGB(self._buffers[0])
+                if self.repeat == 1:
+                    self._buffers[1][:] = self._buffers[0]
             if self.ale.game_over():
                 self.ale.getScreenRGB(self._buffers[0])
                 self._buffers[1][:] = self._buffers[0]

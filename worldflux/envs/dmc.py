@@ -3,13 +3,17 @@
 State observations are the task's observation dict flattened into one float32 vector (keys in
 sorted order); pixel observations are rendered by MuJoCo at ``size`` from the domain's default
 camera (camera 2 for quadruped, 0 otherwise, as DreamerV3 and TD-MPC2 do). Rendering headless needs
-an OpenGL backend: set ``MUJOCO_GL=egl`` (GPU) or ``MUJOCO_GL=osmesa`` (CPU) in the environment
-before starting; worldflux sets ``egl`` when rendering is requested and nothing is set.
+an OpenGL backend: set ``MUJOCO_GL=egl`` (GPU, or Mesa's software EGL) or ``MUJOCO_GL=osmesa``
+(CPU) in the environment before starting. dm_control chooses its backend once, on first import, so
+when ``MUJOCO_GL`` is unset worldflux sets ``egl`` before that import if rendering is requested or
+the process is headless and libEGL is present (dm_control's own default, GLFW, needs a display).
 """
 
 from __future__ import annotations
 
+import ctypes.util
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -20,13 +24,31 @@ from worldflux.errors import ConfigError, suggest
 OBS_MODES = ("state", "pixels", "both")
 
 
+def _headless() -> bool:
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _suite(render: bool) -> Any:
-    if render:
-        os.environ.setdefault("MUJOCO_GL", "egl")
+    # dm_control picks its OpenGL backend once, when it is first imported (also by state-only
+    # tasks), and defaults to GLFW, which cannot render without a display. So choose EGL before
+    # that first import whenever rendering is requested or the process is headless and has libEGL.
+    unset = "MUJOCO_GL" not in os.environ and "dm_control._render" not in sys.modules
+    if unset and (render or (_headless() and ctypes.util.find_library("EGL"))):
+        os.environ["MUJOCO_GL"] = "egl"
     try:
         from dm_control import suite
     except ImportError as err:
         raise missing_extra("DeepMind Control", "dmc", err) from None
+    if render:
+        from dm_control import _render
+
+        backend = _render.BACKEND
+        if backend is None or (backend == "glfw" and _headless()):
+            raise ConfigError(
+                f"DeepMind Control pixels need a headless OpenGL backend, but dm_control was "
+                f"imported with MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} (backend {backend!r}); "
+                "set MUJOCO_GL=egl (GPU or Mesa EGL) or MUJOCO_GL=osmesa before starting"
+            )
     return suite
 
 
@@ -76,6 +98,9 @@ class DMC(Env):
         elif obs == "pixels":
             spaces = {SINGLE: spaces["image"]}
         self.spec = EnvSpec(spaces, "continuous", int(spec.shape[0]))
+
+    def close(self) -> None:
+        self.env.close()
 
     def _observe(self, step: Any) -> Obs:
         out: Obs = {}
