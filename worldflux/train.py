@@ -14,6 +14,7 @@ from its last checkpoint (``resume=never`` starts over). See ``docs/training.md`
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from worldflux.training.checkpoint import resume_path
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    # EMA targets (TD-MPC2's target Qs) stay in eval mode on purpose; Lightning warns about them.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     if cfg.get("threads"):
         import torch
 
