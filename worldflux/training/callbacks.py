@@ -1,7 +1,8 @@
 """Lightning callbacks of the training entry point.
 
-- :class:`TrainMetrics`: environment returns and episode lengths, environment steps, env steps/s,
-  gradient steps/s and the measured train ratio, on the progress bar and in the loggers.
+- :class:`TrainMetrics`: environment returns (mean of the recent episodes and the latest one) and
+  episode lengths, environment steps, env steps/s, gradient steps/s and the measured train ratio,
+  on the progress bar and in the loggers.
 - :class:`StopOnNonFinite`: stops the run when a logged loss is NaN or infinite, naming the
   update and the loss term.
 - :class:`PeriodicCheckpoint`: writes ``checkpoints/last.ckpt`` every ``every_n_updates`` updates
@@ -87,6 +88,8 @@ class TrainMetrics(L.Callback):
             out.update(collector.stats())
             out["env/steps"] = float(env_steps)
             out["env/episodes"] = float(collector.episodes)
+            if collector.scores:  # the latest finished episode (learning curves per episode)
+                out["env/episode_return"] = float(collector.scores[-1])
             out["perf/env_steps_per_s"] = (env_steps - self._start[1]) / elapsed
             trained = env_steps - (dm.train_start or env_steps)
             if trained > 0:
@@ -108,7 +111,8 @@ class StopOnNonFinite(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        values = {k: v for k, v in trainer.callback_metrics.items() if k.startswith(self.prefix)}
+        latest = getattr(pl_module, "last_train_metrics", None) or trainer.callback_metrics
+        values = {k: v for k, v in latest.items() if k.startswith(self.prefix)}
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None and hasattr(loss, "detach") and loss.numel() == 1:
             values.setdefault(f"{self.prefix}total", loss.detach())

@@ -257,7 +257,7 @@ class DreamerV3(WorldModel):
         logs = {f"train/loss/{k}": v.detach() for k, v in out.components.items()}
         logs["train/loss/total"] = out.total.detach()
         logs.update({f"train/{k}": v for k, v in out.metrics.items()})
-        self.log_dict(logs, batch_size=size)
+        self.log_train(logs, batch_size=size)
         return out.total
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -278,7 +278,8 @@ class DreamerV3(WorldModel):
         )
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.log("train/opt/grad_norm", self.grad_norm(), batch_size=1)
+        if self.should_log():
+            self.log("train/opt/grad_norm", self.grad_norm(), batch_size=1)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.update_slow_value()

@@ -317,5 +317,5 @@ class TDMPC2Training(WorldModel):
         model_opt, pi_opt = self.optimizers()  # type: ignore[misc, attr-defined]
         metrics = self.update(batch, model_opt, pi_opt)
         n = int(torch.as_tensor(batch["reward"]).shape[0]) if "reward" in batch else None
-        self.log_dict({f"train/{k}": v for k, v in metrics.items()}, batch_size=n)
+        self.log_train({f"train/{k}": v for k, v in metrics.items()}, batch_size=n)
         return metrics["loss/total"]
