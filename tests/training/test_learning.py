@@ -1,4 +1,4 @@
-"""The README's quick demo learns (slow: about 4 minutes on a 2-core CPU)."""
+"""The README's quick demo learns (slow: about a minute on a 2-core CPU)."""
 
 from __future__ import annotations
 
