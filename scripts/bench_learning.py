@@ -1,9 +1,9 @@
 """Learning benchmark: train through ``python -m worldflux.train`` and print the return curve.
 
 Runs ``python -m worldflux.train <overrides>`` in a fresh run directory (its output goes to
-``<run dir>/train.log``), reads the run's ``csv/metrics.csv`` and prints the mean episode return
-per env-step bin, the wall time, and the mean return of a uniformly random policy on the same
-environment (the baseline). See ``docs/learning.md`` for the recorded curves.
+``<run dir>/train.log``), reads the episode returns from the run's ``csv/metrics.csv`` and prints
+their mean per env-step bin, the wall time, and the mean return of a uniformly random policy on
+the same environment (the baseline). ``docs/learning.md`` has the recorded curves.
 
 Usage::
 
@@ -11,16 +11,12 @@ Usage::
     python scripts/bench_learning.py experiment=dreamer_cartpole seed=1 --rows 10
     python scripts/bench_learning.py experiment=tdmpc2_pendulum data.env_steps=3000 \\
         --run-dir outputs/bench/short --random-episodes 20
-
-The logger logs every update here, so every episode's return can be recovered from the logged
-moving mean (``env/return``, the mean of the collector's last ``window`` episodes).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import subprocess
 import sys
 import time
@@ -30,7 +26,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Added to every run: a fresh start, no progress bar, the CSV logger, a log row per update.
+#: Added to every run: a fresh start, no progress bar, the CSV logger with a row per update.
 RUN_OVERRIDES = [
     "resume=never",
     "trainer.enable_progress_bar=false",
@@ -55,42 +51,27 @@ def train(overrides: list[str], run_dir: Path) -> float:
 
 
 def episodes(metrics_csv: Path) -> list[tuple[int, float]]:
-    """``(env steps at the end, return)`` of every episode, recovered from the moving mean.
+    """``(env steps, return)`` of the episodes the log saw end (``env/episode_return``).
 
-    With ``n`` episodes done the logged mean covers the last ``min(n, window)``; the difference of
-    two consecutive sums is the new episodes minus those that left the window. Episodes that end
-    between two log rows (random prefill) share their mean.
+    Logging every update sees every episode except when several end between two updates (the
+    random prefill): then only the latest of them is recorded.
     """
-    from worldflux.training.collector import Collector
-
-    window = inspect.signature(Collector).parameters["window"].default
-    returns: list[float] = []
-    ends: list[int] = []
-    total = 0.0  # sum of the returns in the window at the previous row
+    out, seen = [], 0
     with open(metrics_csv) as f:
         for row in csv.DictReader(f):
-            if not row.get("env/return") or not row.get("env/episodes"):
-                continue
-            n = int(float(row["env/episodes"]))
-            if n <= len(returns):
-                continue
-            done = len(returns)
-            now = float(row["env/return"]) * min(n, window)
-            left = sum(returns[max(0, done - window) : min(done, max(0, n - window))])
-            new = (now - total + left) / min(n - done, window)
-            returns += [new] * (n - len(returns))
-            ends += [int(float(row["env/steps"]))] * (len(returns) - len(ends))
-            total = now
-    return list(zip(ends, returns))
+            if row.get("env/episode_return") and int(float(row["env/episodes"])) > seen:
+                seen = int(float(row["env/episodes"]))
+                out.append((int(float(row["env/steps"])), float(row["env/episode_return"])))
+    return out
 
 
 def curve(eps: list[tuple[int, float]], env_steps: int, rows: int) -> list[tuple[int, int, float]]:
-    """``(bin end, episodes, mean return)`` for ``rows`` equal env-step bins."""
+    """``(bin end, episodes, mean return)`` over ``rows`` equal env-step bins."""
     edges = np.linspace(0, env_steps, rows + 1).astype(int)
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        r = [ret for end, ret in eps if lo < end <= hi]
-        out.append((int(hi), len(r), float(np.mean(r)) if r else float("nan")))
+        returns = [r for step, r in eps if lo < step <= hi]
+        out.append((int(hi), len(returns), float(np.mean(returns)) if returns else float("nan")))
     return out
 
 
@@ -117,8 +98,8 @@ def random_return(overrides: list[str], n: int, seed: int = 12345) -> tuple[floa
 def run(overrides: list[str], run_dir: Path, rows: int = 10, random_episodes: int = 50) -> dict:
     """Train, then return ``{"curve", "episodes", "env_steps", "wall_s", "random"}``."""
     wall = train(overrides, run_dir)
-    eps = episodes(run_dir / "csv" / "metrics.csv")
     steps = _env_steps(run_dir)
+    eps = episodes(run_dir / "csv" / "metrics.csv")
     return {
         "curve": curve(eps, steps, rows),
         "episodes": eps,

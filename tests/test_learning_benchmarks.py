@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_learning", ROOT / "scripts/bench_learning.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_learning", ROOT / "scripts/bench_learning.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -54,3 +56,24 @@ def test_tdmpc2_learns_pendulum(tmp_path: Path) -> None:
     random_mean = result["random"][0]
     final = _final_return(result, 600)
     assert final > random_mean + 500, (final, random_mean, result["curve"])
+
+
+@pytest.mark.slow
+def test_dreamerv3_learns_cartpole(tmp_path: Path) -> None:
+    """DreamerV3 tiny ci preset, batch 16 x 32: random balances about 22 steps, learned > 200."""
+    result = _bench().run(
+        [
+            "experiment=dreamer_cartpole",
+            "model=dreamer/ci",
+            "model.lr=1e-3",
+            "data.batch_length=32",
+            "data.train_ratio=32",
+            "data.env_steps=10000",
+        ],
+        tmp_path,
+        rows=5,
+        random_episodes=20,
+    )
+    random_mean = result["random"][0]
+    final = _final_return(result, 2000)
+    assert final > random_mean + 100, (final, random_mean, result["curve"])
