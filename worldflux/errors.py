@@ -49,3 +49,17 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     if not matches:
         return ""
     return " Did you mean " + ", ".join(repr(m) for m in matches) + "?"
+
+
+class ModelFileError(WorldFluxError, ValueError):
+    """A saved model, checkpoint or run file is missing, unreadable, corrupt or does not fit.
+
+    Attributes:
+        path: the offending file.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason

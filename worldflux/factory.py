@@ -23,11 +23,10 @@ from worldflux.config import (
     apply_overrides,
     component_override_args,
     compose_model,
-    config_class,
     node_to_config,
 )
 from worldflux.core.config import WorldModelConfig, structured_to_object
-from worldflux.errors import ComponentError, ConfigError, UnknownModelError, WorldFluxError
+from worldflux.errors import ComponentError, ConfigError, ModelFileError, UnknownModelError
 
 API_VERSIONS = ("v3", "v0.2")
 NATIVE_BACKEND = "native_torch"
@@ -258,65 +257,30 @@ def load_pretrained(path: str | os.PathLike[str], device: str = "cpu", **overrid
     """Load a ``save_pretrained`` directory, a run directory, or a Lightning checkpoint file.
 
     Nothing from disk is executed: weights are read with safetensors or
-    ``torch.load(weights_only=True)`` and ``_target_`` passes the instantiation gate.
+    ``torch.load(weights_only=True)`` and ``_target_`` passes the instantiation gate (see
+    :mod:`worldflux.loading`).
+
+    Raises:
+        ModelFileError: a missing, unreadable, corrupt or non-fitting file, naming it.
+        UnsafeTargetError: a ``_target_`` in the saved config that the gate refuses.
     """
+    from worldflux import loading
     from worldflux.core import model as core
 
     p = Path(path).expanduser()
     if p.is_dir():
         for candidate in (p, p / "export", p / "pretrained"):
-            if (candidate / core.CONFIG_FILE).is_file() and (
-                candidate / core.WEIGHTS_FILE
-            ).is_file():
-                return _load_directory(candidate, device, overrides)
+            if (candidate / core.CONFIG_FILE).is_file():
+                return loading.load_directory(candidate, device, overrides)
         ckpt = p / "checkpoints" / "last.ckpt"
         if ckpt.is_file():
-            return _load_checkpoint(ckpt, device, overrides)
-        raise UnknownModelError(
-            f"{p} is not a saved model: expected {core.CONFIG_FILE} and {core.WEIGHTS_FILE} "
-            "(from save_pretrained) or checkpoints/last.ckpt"
+            return loading.load_checkpoint(ckpt, device, overrides)
+        raise ModelFileError(
+            p,
+            f"not a saved model: expected {core.CONFIG_FILE} and {core.WEIGHTS_FILE} "
+            "(from save_pretrained) or checkpoints/last.ckpt",
         )
-    return _load_checkpoint(p, device, overrides)
-
-
-def _config_from_plain(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> WorldModelConfig:
-    from worldflux.core.instantiate import check_target
-
-    if not isinstance(data, Mapping) or "family" not in data or "_target_" not in data:
-        raise WorldFluxError("saved config lacks 'family' and '_target_'")
-    check_target(data["_target_"])
-    cls = config_class(str(data["family"]))
-    plain = dict(data)
-    apply_overrides(plain, cls, overrides)
-    return structured_to_object(cls, plain)
-
-
-def _load_directory(path: Path, device: str, overrides: Mapping[str, Any]) -> Any:
-    import yaml
-    from safetensors.torch import load_file
-
-    from worldflux.core import model as core
-
-    config = _config_from_plain(yaml.safe_load((path / core.CONFIG_FILE).read_text()), overrides)
-    built = build(config)
-    built.load_state_dict(load_file(str(path / core.WEIGHTS_FILE)), strict=True)
-    return built.to(device)
-
-
-def _load_checkpoint(path: Path, device: str, overrides: Mapping[str, Any]) -> Any:
-    import torch
-
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - report any unreadable file the same way
-        raise UnknownModelError(f"cannot read checkpoint {path}: {err}") from None
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, Mapping) else {}
-    if "config" not in hparams or "state_dict" not in ckpt:
-        raise UnknownModelError(f"{path} is not a worldflux checkpoint (no config hyperparameters)")
-    config = _config_from_plain(hparams["config"], overrides)
-    built = build(config)
-    built.load_state_dict(ckpt["state_dict"], strict=True)
-    return built.to(device)
+    return loading.load_checkpoint(p, device, overrides)
 
 
 __all__ = ["create_world_model", "get_model_info", "build", "load_pretrained", "count_parameters"]

@@ -46,6 +46,8 @@ OPERATIONS = (
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
+#: The ``metadata.json`` key holding the SHA-256 of ``model.safetensors`` (checked on load).
+CHECKSUM_KEY = "weights_sha256"
 
 
 @dataclass
@@ -207,16 +209,24 @@ class WorldModel(L.LightningModule):
         """Write ``config.yaml``, ``model.safetensors`` and ``metadata.json`` into ``path``.
 
         Each file is written to a temporary name and renamed, so a crash never leaves a
-        half-written file behind. ``create_world_model(path)`` loads the result.
+        half-written file behind. ``metadata.json`` records the SHA-256 of the weights
+        (``weights_sha256``), which loading verifies. ``create_world_model(path)`` loads the result.
         """
         import yaml
         from safetensors.torch import save_file
 
         import worldflux
+        from worldflux.loading import sha256_file
 
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        _atomic_write(out / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+        os.close(fd)
+        save_file(state, tmp, metadata={"format": "pt"})
+        checksum = sha256_file(Path(tmp))  # of the bytes renamed into place, not re-read later
+        os.replace(tmp, out / WEIGHTS_FILE)
         meta = {
             "worldflux_version": worldflux.__version__,
             "torch_version": torch.__version__,
@@ -224,13 +234,9 @@ class WorldModel(L.LightningModule):
             "model_id": model_id,
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "num_parameters": self.num_parameters(),
+            CHECKSUM_KEY: checksum,
         }
-        _atomic_write(out / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         _atomic_write(out / METADATA_FILE, json.dumps(meta, indent=2))
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-        os.close(fd)
-        save_file(state, tmp, metadata={"format": "pt"})
-        os.replace(tmp, out / WEIGHTS_FILE)
         return out
 
 
