@@ -14,30 +14,26 @@ and saved to ``<eval dir>/returns.json``, the first episode to ``<eval dir>/epis
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from worldflux.catalog import conf_dir
+from worldflux.cli import run_cli
 from worldflux.core.config import to_plain
-from worldflux.errors import ConfigError, WorldFluxError
+from worldflux.errors import ConfigError
 
 
 def run_env_config(checkpoint: str) -> dict[str, Any]:
-    """The env config of the run a checkpoint belongs to."""
-    path = Path(checkpoint).expanduser().resolve()
-    for parent in [path, *path.parents][:4]:
-        saved = parent / ".hydra" / "config.yaml"
-        if saved.is_file():
-            env = to_plain(OmegaConf.load(saved)).get("env")
-            if env is not None:
-                return to_plain(env)
-    raise ConfigError(
-        f"cannot find the run config of {checkpoint}; name the environment with env=..."
-    )
+    """The env config of the run a checkpoint belongs to, read as untrusted data.
+
+    See :func:`worldflux.loading.load_run_env`: ids with ``module:`` syntax are refused.
+    """
+    from worldflux.loading import load_run_env
+
+    return load_run_env(checkpoint)
 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -91,11 +87,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 def _app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    try:
-        evaluate(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except WorldFluxError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(evaluate, cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 def main() -> None:

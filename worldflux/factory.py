@@ -88,7 +88,14 @@ def create_world_model(
         }
     if action_spec is not None:
         overrides.update(_action_spec_overrides(action_spec, api_version))
-    string_components = {k: v for k, v in (component_overrides or {}).items() if isinstance(v, str)}
+    string_components = {
+        k: v
+        for k, v in (component_overrides or {}).items()
+        if isinstance(v, (str, os.PathLike)) and not _is_component_file(v)
+    }
+    file_components = {
+        k: v for k, v in (component_overrides or {}).items() if _is_component_file(v)
+    }
 
     model_id = None
     if isinstance(model, (str, os.PathLike)) and _is_local_path(model):
@@ -107,17 +114,19 @@ def create_world_model(
                 component_override_args(str(node.family), string_components),
             )
         config = node_to_config(node, **overrides)
+        if file_components:
+            config = _swap_components(config, file_components)
     elif isinstance(model, WorldModelConfig):
         config = _with_overrides(model, overrides)
-        if string_components:
-            config = _swap_components(config, string_components)
+        if string_components or file_components:
+            config = _swap_components(config, {**string_components, **file_components})
     elif isinstance(model, Mapping) or OmegaConf.is_config(model):
         node = model
         meta = node.get("meta") if hasattr(node, "get") else None
         model_id = (meta or {}).get("model_id") if isinstance(meta, Mapping) else None
         config = node_to_config(node, **overrides)
-        if string_components:
-            config = _swap_components(config, string_components)
+        if string_components or file_components:
+            config = _swap_components(config, {**string_components, **file_components})
     else:
         raise UnknownModelError(
             f"model must be a preset id, alias, config object or local path, got {type(model)!r}"
@@ -130,7 +139,7 @@ def create_world_model(
 
     built = build(config, device=device)
     for slot, value in (component_overrides or {}).items():
-        if not isinstance(value, str):
+        if not isinstance(value, (str, os.PathLike)):
             _install_component(built, slot, value)
     built.model_id = model_id
     return _legacy(built) if api_version == "v0.2" else built
@@ -195,17 +204,63 @@ def _with_overrides(config: WorldModelConfig, overrides: Mapping[str, Any]) -> W
     return structured_to_object(type(config), data)
 
 
-def _swap_components(config: WorldModelConfig, choices: Mapping[str, str]) -> WorldModelConfig:
-    """Replace component nodes of ``config`` by the files ``choices`` names."""
+def _is_component_file(value: object) -> bool:
+    """Whether a component override names a YAML file of the user's (not a file of the group)."""
+    if isinstance(value, os.PathLike):
+        return True
+    return isinstance(value, str) and value.endswith((".yaml", ".yml"))
+
+
+def _swap_components(
+    config: WorldModelConfig, choices: Mapping[str, str | os.PathLike[str]]
+) -> WorldModelConfig:
+    """Replace component nodes of ``config`` by the files ``choices`` names.
+
+    A choice is a component id (a file of ``conf/model/<family>/<slot>/``) or a path to the
+    user's own YAML file. The file's node replaces the slot's node whole: the new component gets
+    its own file's arguments plus the slot's runtime sizes, never the old component's knobs.
+    """
     import yaml
 
     data = config.to_dict()
-    for arg in component_override_args(config.family, choices):
+    ids = {k: str(v) for k, v in choices.items() if not _is_component_file(v)}
+    for arg in component_override_args(config.family, ids):
         group, choice = arg.split("=")
         slot = group.rsplit(".", 1)[-1]
         path = catalog.conf_dir() / "model" / config.family / slot / f"{choice}.yaml"
         data[slot] = yaml.safe_load(path.read_text())
+    for slot, value in choices.items():
+        if _is_component_file(value):
+            _check_slot(config, slot)
+            data[slot] = _component_file(Path(os.fspath(value)).expanduser(), slot)
     return structured_to_object(type(config), data)
+
+
+def _check_slot(config: WorldModelConfig, slot: str) -> None:
+    node = getattr(config, slot, None)
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        valid = [k for k, v in config.to_dict().items() if isinstance(v, dict) and "_target_" in v]
+        raise ComponentError(
+            f"unknown component slot {slot!r} for family {config.family!r}; valid slots: {valid}"
+        )
+
+
+def _component_file(path: Path, slot: str) -> dict[str, Any]:
+    """The ``_target_`` node of a user's component file (the target still passes the gate)."""
+    import yaml
+
+    from worldflux.core.instantiate import check_target
+
+    try:
+        node = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ComponentError(
+            f"cannot read component file {path} for slot {slot!r}: {err}"
+        ) from None
+    if not isinstance(node, dict) or not isinstance(node.get("_target_"), str):
+        raise ComponentError(f"component file {path} for slot {slot!r} needs a _target_")
+    check_target(node["_target_"])
+    return node
 
 
 def _install_component(model: Any, slot: str, value: Any) -> None:
@@ -214,7 +269,10 @@ def _install_component(model: Any, slot: str, value: Any) -> None:
     from torch import nn
 
     if inspect.isclass(value):
-        args = model.component_arguments(slot)
+        from worldflux.core.instantiate import accepted_arguments
+
+        # The slot's arguments are offered; a class with another signature takes those it names.
+        args = accepted_arguments(value, model.component_arguments(slot))
         try:
             value = value(**args)
         except TypeError as err:

@@ -22,6 +22,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from worldflux.catalog import conf_dir
+from worldflux.cli import run_cli
 from worldflux.errors import WorldFluxError
 
 
@@ -98,11 +99,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 def _app(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-    except WorldFluxError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    metrics = run_cli(train, cfg)
     score = metrics.get(str(cfg.get("optimized_metric") or "env/return"))
     return float(score) if isinstance(score, float) else None
 

@@ -146,6 +146,11 @@ def structured_to_object(cls: type, data: Mapping[str, Any] | Any) -> Any:
     schema = OmegaConf.structured(cls)
     try:
         merged = OmegaConf.merge(schema, data)
+        for key, value in data.items():
+            # A component node replaces the default one: merging would hand a component chosen
+            # by name the old component's arguments (``mults`` reaching an MLP encoder).
+            if isinstance(value, Mapping) and "_target_" in value:
+                merged[key] = value
         obj = OmegaConf.to_object(merged)
     except ConfigError:
         raise

@@ -116,7 +116,14 @@ def allow_prefixes(prefixes: Iterable[str] | str | None) -> None:
     """
     if prefixes is None:
         return
-    items = prefixes.split(",") if isinstance(prefixes, str) else list(prefixes)
+    if isinstance(prefixes, str):
+        items: list[Any] = prefixes.split(",")
+    elif isinstance(prefixes, (list, tuple, set, frozenset)):
+        items = list(prefixes)
+    else:
+        raise UnsafeTargetError(
+            f"allow_targets must be a list of package prefixes such as ['mypkg.'], got {prefixes!r}"
+        )
     for raw in items:
         _user_prefixes.add(_check_prefix(raw))
 
@@ -328,7 +335,7 @@ def instantiate(node: Mapping[str, Any], /, **runtime: Any) -> Any:
     args = {k: v for k, v in node.items() if k not in RESERVED and k != "_args_"}
     if "_args_" in node:
         raise ComponentError(f"_target_ {node['_target_']!r}: positional _args_ are not supported")
-    args.update(_accepted(target, runtime))
+    args.update(accepted_arguments(target, runtime))
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):  # some builtins have no signature: let the call decide
@@ -345,7 +352,7 @@ def instantiate(node: Mapping[str, Any], /, **runtime: Any) -> Any:
     return target(**args)
 
 
-def _accepted(target: Any, runtime: Mapping[str, Any]) -> dict[str, Any]:
+def accepted_arguments(target: Any, runtime: Mapping[str, Any]) -> dict[str, Any]:
     """The ``runtime`` arguments ``target`` can take (all of them if it takes ``**kwargs``)."""
     try:
         params = inspect.signature(target).parameters
