@@ -240,3 +240,86 @@ def test_config_object_round_trip() -> None:
 def test_device_placement() -> None:
     model = create_world_model("tdmpc2:ci", device="cpu")
     assert next(model.parameters()).device.type == "cpu"
+
+
+# ---------------------------------------------------------------------------- user components
+@pytest.fixture
+def allow_test_components(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admit ``tests.security.`` as a user would admit ``mypkg.``."""
+    monkeypatch.setenv("WORLDFLUX_ALLOW_TARGETS", "tests.security.")
+
+
+def _component_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "my_encoder.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_component_file_with_another_signature_tdmpc2(
+    tmp_path: Path, allow_test_components: None
+) -> None:
+    from tests.security.components import LinearEncoder
+
+    path = _component_file(
+        tmp_path, "_target_: tests.security.components.LinearEncoder\nwidth: 5\n"
+    )
+    model = create_world_model("tdmpc2:ci", component_overrides={"encoder": str(path)})
+    assert isinstance(model.encoder, LinearEncoder) and model.encoder.width == 5
+    assert model.config.encoder == {
+        "_target_": "tests.security.components.LinearEncoder",
+        "width": 5,
+    }
+    action, _ = model.act(torch.zeros(2, *model.config.obs_shape))
+    assert action.shape == (2, model.config.action_dim)
+    config_swap = create_world_model(get_config("tdmpc2:ci"), component_overrides={"encoder": path})
+    assert config_swap.config == model.config
+
+
+def test_component_file_with_another_signature_dreamerv3(
+    tmp_path: Path, allow_test_components: None
+) -> None:
+    """The old encoder's knobs (``mults``, ``kernel``, ...) never reach the new one."""
+    path = _component_file(
+        tmp_path, "_target_: tests.security.components.VectorMLPEncoder\nhidden: 9\n"
+    )
+    model = create_world_model(
+        "dreamer:ci", obs_shape=(7,), component_overrides={"encoder": str(path)}
+    )
+    assert type(model.encoder).__name__ == "VectorMLPEncoder" and model.encoder.out_dim == 9
+    assert "mults" not in model.config.encoder
+    action, _ = model.act(torch.zeros(2, 7))
+    assert action.shape == (2, model.config.action_dim)
+
+
+def test_composed_node_with_another_component_does_not_merge(allow_test_components: None) -> None:
+    from worldflux.config import compose_model
+
+    node = compose_model("dreamer/ci")
+    node.obs_shape = [7]
+    node.encoder = {"_target_": "tests.security.components.VectorMLPEncoder", "hidden": 4}
+    model = create_world_model(node)
+    assert model.config.encoder == {
+        "_target_": "tests.security.components.VectorMLPEncoder",
+        "hidden": 4,
+    }
+    assert model.encoder.out_dim == 4
+
+
+def test_component_class_takes_the_slot_arguments_it_names() -> None:
+    from tests.security.components import LinearEncoder
+
+    model = create_world_model("tdmpc2:ci", component_overrides={"encoder": LinearEncoder})
+    assert isinstance(model.encoder, LinearEncoder) and model.encoder.width == 8
+
+
+def test_component_file_needs_an_allowed_target(tmp_path: Path) -> None:
+    path = _component_file(tmp_path, "_target_: tests.security.components.LinearEncoder\n")
+    with pytest.raises(UnsafeTargetError, match="allow_targets"):
+        create_world_model("tdmpc2:ci", component_overrides={"encoder": str(path)})
+    bad = _component_file(tmp_path, "width: 3\n")
+    with pytest.raises(ComponentError, match="needs a _target_"):
+        create_world_model("tdmpc2:ci", component_overrides={"encoder": str(bad)})
+    with pytest.raises(ComponentError, match="valid slots"):
+        create_world_model("tdmpc2:ci", component_overrides={"nope": str(bad)})
+    with pytest.raises(ComponentError, match="cannot read"):
+        create_world_model("tdmpc2:ci", component_overrides={"encoder": "missing.yaml"})
