@@ -110,3 +110,33 @@ def test_listing_imports_neither_torch_nor_lightning() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_model_info_imports_neither_torch_nor_lightning() -> None:
+    code = (
+        "import sys, worldflux; info = worldflux.get_model_info('dreamer');"
+        "print(info['num_parameters'], sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().split(maxsplit=1) == ["10492616", "[]"]
+
+
+def test_verbose_listing_carries_the_stored_counts() -> None:
+    models = list_models(verbose=True, surface="all")
+    assert isinstance(models, dict)
+    for model_id, info in models.items():
+        assert isinstance(info["num_parameters"], int) and info["num_parameters"] > 0, model_id
+
+
+def test_catalog_script_updates_a_stored_count() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "catalog.py"
+    spec = importlib.util.spec_from_file_location("catalog_script", script)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    text = "defaults: []\nmeta:\n  type: x\n  num_parameters: 5  # note\n\nunits: 3\n"
+    assert module.with_num_parameters(text, 7) == text.replace("5  # note", "7  # note")
+    fresh = module.with_num_parameters("meta:\n  type: x\n\nunits: 3\n", 9)
+    assert fresh == "meta:\n  type: x\n  num_parameters: 9\n\nunits: 3\n"

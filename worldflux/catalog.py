@@ -143,7 +143,7 @@ def info(preset_id: str) -> dict[str, Any]:
     """The public info dict of one preset (its ``meta`` block plus ``model_id``)."""
     meta = presets()[preset_id].meta
     out = {k: meta.get(k) for k in INFO_KEYS}
-    for extra in ("surface", "source", "official_params"):
+    for extra in ("surface", "source", "official_params", "num_parameters"):
         if extra in meta:
             out[extra] = meta[extra]
     out["model_id"] = preset_id
