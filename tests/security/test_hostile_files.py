@@ -200,8 +200,7 @@ def _run_dir(saved_model: Path, root: Path, env: dict[str, Any]) -> Path:
 
 
 def _eval(run: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    env.pop("WORLDFLUX_ALLOW_TARGETS", None)
+    env = {k: v for k, v in os.environ.items() if k != "WORLDFLUX_ALLOW_TARGETS"}
     return subprocess.run(
         [
             sys.executable,
