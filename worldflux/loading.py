@@ -14,11 +14,12 @@ file and what is wrong. See ``docs/security.md``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,29 @@ def read_checkpoint(path: Path) -> Mapping[str, Any]:
     if not isinstance(hparams, Mapping) or not isinstance(hparams.get("config"), Mapping):
         raise ModelFileError(path, "not a worldflux checkpoint (no config hyperparameters)")
     return ckpt
+
+
+@contextlib.contextmanager
+def checkpoint_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn the errors of reading a checkpoint (Lightning's loader) into :class:`ModelFileError`."""
+    import pickle
+
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except UnsafeTargetError as err:
+        raise UnsafeTargetError(f"{path}: {err}") from None
+    except WorldFluxError as err:
+        raise ModelFileError(path, f"invalid saved config: {err}") from None
+    except FileNotFoundError:
+        raise ModelFileError(path, "checkpoint file is missing") from None
+    except (pickle.UnpicklingError, EOFError) as err:
+        raise ModelFileError(
+            path, f"not a readable weights-only checkpoint ({_one_line(err)})"
+        ) from None
+    except (RuntimeError, KeyError, TypeError, ValueError, OSError) as err:
+        raise ModelFileError(path, f"cannot load the checkpoint ({_one_line(err)})") from err
 
 
 def _one_line(err: BaseException) -> str:

@@ -133,11 +133,13 @@ def _load_from_checkpoint_refuses(path: Path) -> None:
     from worldflux.models.tdmpc2.module import TDMPC2
 
     try:
-        TDMPC2.load_from_checkpoint(path)
-    except Exception:  # noqa: BLE001 - any refusal will do; the sentinel is what counts
+        model = TDMPC2.load_from_checkpoint(path)
+    except WorldFluxError as err:
+        assert "x.ckpt" in str(err)
         return
-    # Lightning passes only ``config`` to the class: a tampered top-level _target_ is ignored,
-    # and the model then is the genuine family class built through the gate.
+    # Lightning passes only ``config`` to the class it is called on: a tampered top-level
+    # _target_ is ignored, and the parts are built through the gate.
+    assert type(model) is TDMPC2 and type(model.encoder).__module__.startswith("worldflux.")
 
 
 @pytest.mark.parametrize("where", ["top", "hparams", "state_dict"])

@@ -205,6 +205,29 @@ class WorldModel(L.LightningModule):
         setattr(self, slot, component)
 
     # ------------------------------------------------------------------ persistence
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | os.PathLike[str],
+        map_location: Any = None,
+        hparams_file: str | os.PathLike[str] | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Lightning's ``load_from_checkpoint``, always weights-only (no pickled code runs).
+
+        The family's parts are built from the saved config through the instantiation gate. A
+        missing, unreadable or non-fitting checkpoint is a
+        :class:`~worldflux.errors.ModelFileError` naming the file.
+        """
+        from worldflux.loading import checkpoint_errors
+
+        kwargs["weights_only"] = True
+        with checkpoint_errors(checkpoint_path):
+            return super().load_from_checkpoint(  # type: ignore[misc]
+                checkpoint_path, map_location, hparams_file, strict, **kwargs
+            )
+
     def save_pretrained(self, path: str | os.PathLike[str], model_id: str | None = None) -> Path:
         """Write ``config.yaml``, ``model.safetensors`` and ``metadata.json`` into ``path``.
 
