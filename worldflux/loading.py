@@ -29,17 +29,38 @@ from worldflux.errors import ModelFileError, UnsafeTargetError, WorldFluxError
 _CALL_KEYS = ("_partial_", "_args_")
 #: How many key names an error lists per category.
 _SHOWN = 5
+#: Largest YAML/JSON file loading reads (saved configs are a few KiB).
+MAX_TEXT_BYTES = 16 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------- readers
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file with the safe loader (no Python tags, no interpolation)."""
+    """Parse a YAML file with the safe loader (no Python tags, no aliases, no interpolation)."""
     import yaml
 
     try:
-        return yaml.safe_load(_read_text(path))
+        return yaml.load(_read_text(path), Loader=_loader())  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as err:
         raise ModelFileError(path, f"malformed YAML ({_one_line(err)})") from None
+    except RecursionError:
+        raise ModelFileError(path, "malformed YAML (nested too deeply)") from None
+
+
+def _loader() -> type:
+    import yaml
+
+    class StrictSafeLoader(yaml.SafeLoader):
+        """The safe loader without aliases: ``*ref`` chains can expand to billions of nodes."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.events.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in saved files", mark
+                )
+            return super().compose_node(parent, index)
+
+    return StrictSafeLoader
 
 
 def read_json(path: Path) -> Any:
@@ -48,15 +69,28 @@ def read_json(path: Path) -> Any:
         return json.loads(_read_text(path))
     except json.JSONDecodeError as err:
         raise ModelFileError(path, f"malformed JSON ({err})") from None
+    except RecursionError:
+        raise ModelFileError(path, "malformed JSON (nested too deeply)") from None
 
 
 def _read_text(path: Path) -> str:
+    _regular_file(path, "file")
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelFileError(path, "file is missing") from None
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_TEXT_BYTES + 1)
+        if len(raw) > MAX_TEXT_BYTES:
+            raise ModelFileError(path, f"larger than {MAX_TEXT_BYTES} bytes; not a saved config")
+        return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ModelFileError(path, f"cannot read the file ({err})") from None
+
+
+def _regular_file(path: Path, what: str) -> None:
+    """Refuse missing files and devices, FIFOs or directories (``/dev/zero`` never ends)."""
+    if not path.exists():
+        raise ModelFileError(path, f"{what} is missing")
+    if not path.is_file():
+        raise ModelFileError(path, f"{what} is not a regular file")
 
 
 def sha256_file(path: Path) -> str:
@@ -72,8 +106,7 @@ def read_safetensors(path: Path, expected_sha256: str | None) -> dict[str, Any]:
     """Read a safetensors weight file, after checking its SHA-256 when one is recorded."""
     from safetensors.torch import load_file
 
-    if not path.is_file():
-        raise ModelFileError(path, "weight file is missing")
+    _regular_file(path, "weight file")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
@@ -94,8 +127,7 @@ def read_checkpoint(path: Path) -> Mapping[str, Any]:
 
     import torch
 
-    if not path.is_file():
-        raise ModelFileError(path, "checkpoint file is missing")
+    _regular_file(path, "checkpoint file")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:

@@ -241,3 +241,37 @@ def test_eval_refuses_hostile_run_directory(saved_model: Path, tmp_path: Path, s
     out = _eval(run)
     assert out.returncode == 2 and out.stderr.startswith("error: "), out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "config.yaml" in out.stderr
+
+
+# ---------------------------------------------------------------------------- resource traps
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("config.yaml", BOMB),
+        ("config.yaml", "[" * 100_000),
+        ("metadata.json", "[" * 100_000),
+        ("config.yaml", "/dev/zero"),
+        ("model.safetensors", "/dev/zero"),
+        ("metadata.json", "/dev/urandom"),
+        ("model.safetensors", "directory"),
+    ],
+)
+def test_files_that_never_end_or_explode(
+    name: str, content: str, saved_model: Path, tmp_path: Path
+) -> None:
+    path = _copy(saved_model, tmp_path / "m")
+    target = path / name
+    target.unlink()
+    if content.startswith("/dev/"):
+        target.symlink_to(content)
+    elif content == "directory":
+        target.mkdir()
+    else:
+        target.write_text(content)
+    with pytest.raises(ModelFileError, match=name):
+        create_world_model(str(path))
