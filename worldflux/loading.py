@@ -306,6 +306,8 @@ def load_run_env(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     from worldflux.envs.registry import SUITES
 
     path = Path(checkpoint).expanduser().resolve()
+    if not path.exists():
+        raise ModelFileError(checkpoint, "no saved model or run directory at this path")
     for parent in [path, *path.parents][:4]:
         saved = parent / ".hydra" / "config.yaml"
         if saved.is_file():

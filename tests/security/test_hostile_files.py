@@ -275,3 +275,21 @@ def test_files_that_never_end_or_explode(
         target.write_text(content)
     with pytest.raises(ModelFileError, match=name):
         create_world_model(str(path))
+
+
+def test_run_env_of_a_missing_path_names_it(tmp_path: Path) -> None:
+    from worldflux.loading import load_run_env
+
+    with pytest.raises(ModelFileError, match="no saved model"):
+        load_run_env(tmp_path / "nope")
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text("env: {suite: os, id: x}\n")
+    with pytest.raises(ModelFileError, match=r"env\.suite 'os'"):
+        load_run_env(tmp_path / "run")
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text("env: {suite: gym, id: '${x}'}\n")
+    with pytest.raises(ModelFileError, match="interpolation"):
+        load_run_env(tmp_path / "run")
+    (tmp_path / "run" / ".hydra" / "config.yaml").write_text(
+        "env: {suite: dummy, id: discrete_vector}\n"
+    )
+    assert load_run_env(tmp_path / "run") == {"suite": "dummy", "id": "discrete_vector"}
