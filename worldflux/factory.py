@@ -88,12 +88,12 @@ def create_world_model(
         }
     if action_spec is not None:
         overrides.update(_action_spec_overrides(action_spec, api_version))
-    string_components = {
+    string_components: dict[str, Any] = {
         k: v
         for k, v in (component_overrides or {}).items()
         if isinstance(v, (str, os.PathLike)) and not _is_component_file(v)
     }
-    file_components = {
+    file_components: dict[str, Any] = {
         k: v for k, v in (component_overrides or {}).items() if _is_component_file(v)
     }
 

@@ -143,7 +143,7 @@ def read_checkpoint(path: Path) -> Mapping[str, Any]:
 
 
 @contextlib.contextmanager
-def checkpoint_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+def checkpoint_errors(path: object) -> Iterator[None]:
     """Turn the errors of reading a checkpoint (Lightning's loader) into :class:`ModelFileError`."""
     import pickle
 

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import lightning as L
 import torch
@@ -208,9 +208,9 @@ class WorldModel(L.LightningModule):
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
         cls,
-        checkpoint_path: str | os.PathLike[str],
+        checkpoint_path: str | Path | IO[Any],
         map_location: Any = None,
-        hparams_file: str | os.PathLike[str] | None = None,
+        hparams_file: str | Path | None = None,
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Any:
