@@ -36,19 +36,11 @@ class UnsupportedOperationError(WorldFluxError, NotImplementedError):
 
 
 class UnsafeTargetError(WorldFluxError, ValueError):
-    """A ``_target_`` outside the allowed import prefixes was refused."""
+    """A ``_target_`` that is neither a registered component nor under a user-allowed prefix."""
 
 
 class BackendError(WorldFluxError, RuntimeError):
     """A delegated (official) backend cannot be launched."""
-
-
-def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
-    """Return a " Did you mean ...?" suffix listing close matches of ``name`` (or '')."""
-    matches = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
-    if not matches:
-        return ""
-    return " Did you mean " + ", ".join(repr(m) for m in matches) + "?"
 
 
 class ModelFileError(WorldFluxError, ValueError):
@@ -63,3 +55,11 @@ class ModelFileError(WorldFluxError, ValueError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """Return a " Did you mean ...?" suffix listing close matches of ``name`` (or '')."""
+    matches = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    if not matches:
+        return ""
+    return " Did you mean " + ", ".join(repr(m) for m in matches) + "?"
