@@ -167,7 +167,8 @@ def get_config(
     node = compose_model(catalog.id_to_path(model))
     overrides = dict(kwargs)
     if obs_shape is not None:
-        overrides["obs_shape"] = [int(s) for s in obs_shape]
+        # a tuple becomes a list; anything else is passed on unconverted and type-checked
+        overrides["obs_shape"] = list(obs_shape) if isinstance(obs_shape, tuple) else obs_shape
     if action_dim is not None:
-        overrides["action_dim"] = int(action_dim)
+        overrides["action_dim"] = action_dim
     return node_to_config(node, **overrides)

@@ -79,14 +79,12 @@ def create_world_model(
         raise ConfigError(f"api_version must be one of {API_VERSIONS}, got {api_version!r}")
     overrides = dict(kwargs)
     if obs_shape is not None:
-        overrides["obs_shape"] = [int(s) for s in obs_shape]
+        # tuples become lists; nothing is converted, so `obs_shape="8"` is refused by the schema
+        overrides["obs_shape"] = list(obs_shape) if isinstance(obs_shape, tuple) else obs_shape
     if action_dim is not None:
-        overrides["action_dim"] = int(action_dim)
+        overrides["action_dim"] = action_dim
     if observation_modalities is not None:
-        overrides["observation_modalities"] = {
-            str(k): {"kind": v.get("kind"), "shape": [int(s) for s in v["shape"]]}
-            for k, v in observation_modalities.items()
-        }
+        overrides["observation_modalities"] = _modalities_override(observation_modalities)
     if action_spec is not None:
         overrides.update(_action_spec_overrides(action_spec, api_version))
     string_components = {k: v for k, v in (component_overrides or {}).items() if isinstance(v, str)}
@@ -173,6 +171,20 @@ def count_parameters(preset_id: str) -> int:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _modalities_override(mods: Any) -> dict[str, Any]:
+    """``observation_modalities`` as plain data (tuples to lists), unconverted otherwise."""
+    if not isinstance(mods, Mapping):
+        raise ConfigError(
+            f"observation_modalities must be a dict {{name: {{'kind', 'shape'}}}}, got {mods!r}"
+        )
+    out: dict[str, Any] = {}
+    for name, spec in mods.items():
+        if isinstance(spec, Mapping):
+            spec = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()}
+        out[str(name)] = spec
+    return out
+
+
 def _action_spec_overrides(spec: Mapping[str, Any], api_version: str) -> dict[str, Any]:
     kind = spec.get("kind", "discrete")
     if api_version == "v0.2":
@@ -186,7 +198,7 @@ def _action_spec_overrides(spec: Mapping[str, Any], api_version: str) -> dict[st
     dim = spec.get("num_actions") if kind == "discrete" else None
     dim = dim if dim is not None else spec.get("dim")
     if dim is not None:
-        out["action_dim"] = int(dim)
+        out["action_dim"] = dim
     return out
 
 
