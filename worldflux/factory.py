@@ -135,12 +135,46 @@ def create_world_model(
     return _legacy(built) if api_version == "v0.2" else built
 
 
-def build(config: WorldModelConfig, device: str = "cpu") -> Any:
-    """Instantiate the LightningModule for a validated config and move it to ``device``."""
-    from worldflux.core.instantiate import resolve_target
+def build(config: WorldModelConfig, device: Any = "cpu") -> Any:
+    """Instantiate the LightningModule for a validated config on ``device``.
 
+    The family class is checked first (:func:`~worldflux.core.protocols.check_capabilities`).
+    On an accelerator or the ``meta`` device the parameters are created there directly (inside a
+    ``torch.device`` context), so nothing is first allocated and initialised on the CPU: a
+    ``meta`` build allocates no parameter memory, a ``cuda`` build no host copy.
+
+    Raises:
+        CapabilityError: the family declares a capability it does not implement.
+        ConfigError: ``device`` is not a valid torch device.
+    """
+    import torch
+
+    from worldflux.core.instantiate import resolve_target
+    from worldflux.core.protocols import check_capabilities
+
+    target = _as_device(device)
     cls = resolve_target(config._target_)
-    return cls(config.to_dict()).to(device)
+    check_capabilities(cls)
+    if target.type == "cpu":
+        return cls(config.to_dict()).to(target)
+    with torch.device(target):
+        model = cls(config.to_dict())
+    # tensors made without the default device (e.g. from numpy) still need the move
+    return model.to(target)
+
+
+def _as_device(device: Any) -> Any:
+    import torch
+
+    if not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"device must be a string such as 'cpu', 'cuda' or 'meta', got {device!r}")
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"invalid device {device!r}: {err}") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but CUDA is not available here")
+    return target
 
 
 def get_model_info(model: str) -> dict[str, Any]:
@@ -162,12 +196,9 @@ def get_model_info(model: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def count_parameters(preset_id: str) -> int:
     """Exact trainable parameter count of a preset at its default spaces (built on ``meta``)."""
-    import torch
-
     from worldflux.config import get_config
 
-    with torch.device("meta"):
-        return int(build(get_config(preset_id), device="meta").num_parameters())
+    return int(build(get_config(preset_id), device="meta").num_parameters())
 
 
 # ---------------------------------------------------------------------------- helpers
