@@ -56,8 +56,19 @@ def config_class(family: str) -> type[WorldModelConfig]:
     """The typed config class of ``family``."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}.{suggest(family, FAMILIES)}")
-    module_name, _, cls_name = FAMILIES[family].rpartition(".")
-    return getattr(importlib.import_module(module_name), cls_name)
+    module = importlib.import_module(FAMILIES[family])
+    for obj in vars(module).values():
+        # the schema is the config dataclass defined in the family's config.py for this family
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, WorldModelConfig)
+            and obj.__module__ == module.__name__
+            and getattr(obj, "family", None) == family
+        ):
+            return obj
+    raise ConfigError(
+        f"{module.__name__} defines no WorldModelConfig subclass with family = {family!r}"
+    )
 
 
 def component_override_args(family: str, overrides: Mapping[str, Any] | None) -> list[str]:
