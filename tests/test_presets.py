@@ -3,36 +3,44 @@
 A new preset file is tested automatically. Counts are checked against the official
 implementation's (``meta.official_params``, from ../shared/REFERENCES.md) within 2% in every
 reference setting the preset names, else against the preset's own recorded ``meta.num_parameters``.
+Each family's base preset and its config dataclass must agree on every default.
 """
 
 from __future__ import annotations
 
-import pytest
-import torch
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
-from worldflux import catalog, get_config, list_models
-from worldflux.config import config_class
+import pytest
+import yaml
+
+from worldflux import catalog, create_world_model, get_config, list_models
+from worldflux.config import config_class, node_to_config
 from worldflux.factory import build
+from worldflux.models import FAMILIES
 
 PRESETS = list_models(surface="all")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _count(model_id: str, **overrides) -> int:
-    with torch.device("meta"):
-        return build(get_config(model_id, **overrides), device="meta").num_parameters()
+    return build(get_config(model_id, **overrides), device="meta").num_parameters()
 
 
 @pytest.mark.parametrize("model_id", PRESETS)
 def test_preset_composes_validates_and_builds(model_id: str) -> None:
     config = get_config(model_id)
-    assert config.family in model_id or model_id.startswith("dreamer:")
+    assert config.family in FAMILIES
     meta = catalog.presets()[model_id].meta
     for key in ("description", "params", "type", "default_obs", "maturity", "surface", "source"):
         assert meta.get(key), f"{model_id}: meta.{key} missing"
     assert meta["maturity"] in catalog.MATURITIES and meta["surface"] in catalog.SURFACES
-    with torch.device("meta"):
-        model = build(config, device="meta")
+    model = create_world_model(model_id, device="meta")
     assert model.num_parameters() > 0
+    assert {t.device.type for t in model.state_dict().values()} == {"meta"}
 
 
 @pytest.mark.parametrize("model_id", PRESETS)
@@ -48,3 +56,75 @@ def test_parameter_count(model_id: str) -> None:
         assert abs(ours - expected) <= 0.02 * expected, (
             f"{setting}: ours {ours:,} vs official {expected:,}"
         )
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_dataclass_defaults_agree_with_the_family_base_preset(family: str) -> None:
+    """One source of defaults: the base YAML and the dataclass say the same for every field."""
+    cls = config_class(family)
+    from_yaml = node_to_config(_read_base(family))
+    from_class = cls()
+    differ = [
+        f"{f.name}: yaml {getattr(from_yaml, f.name)!r} vs dataclass {getattr(from_class, f.name)!r}"
+        for f in dataclasses.fields(cls)
+        if getattr(from_yaml, f.name) != getattr(from_class, f.name)
+    ]
+    assert not differ, "defaults written twice disagree:\n" + "\n".join(differ)
+
+
+def _read_base(family: str) -> dict:
+    """``conf/model/<family>/base.yaml`` with its defaults list applied (one file per slot).
+
+    Read as plain YAML: composed directly, a base's relative defaults resolve against the wrong
+    group (it is written to be included with ``@_here_``).
+    """
+    root = catalog.conf_dir() / "model" / family
+    data = yaml.safe_load((root / "base.yaml").read_text())
+    for entry in data.pop("defaults", []):
+        if entry == "_self_":
+            continue
+        assert isinstance(entry, dict) and len(entry) == 1, f"unexpected defaults entry {entry!r}"
+        ((slot, choice),) = entry.items()
+        data.setdefault(slot, yaml.safe_load((root / slot / f"{choice}.yaml").read_text()))
+    return data
+
+
+def _largest_preset() -> str:
+    def size(model_id: str) -> int:
+        meta = catalog.presets()[model_id].meta
+        return max([meta.get("num_parameters") or 0, *(meta.get("official_params") or {}).values()])
+
+    return max(PRESETS, key=size)
+
+
+_MEASURE = """
+import json, resource, sys, time
+import torch, lightning  # imports first, so only the build is measured
+from worldflux import create_world_model
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+model = create_world_model(sys.argv[1], device="meta")
+print(json.dumps({
+    "seconds": time.perf_counter() - start,
+    "rss_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024,
+    "params": model.num_parameters(),
+    "devices": sorted({t.device.type for t in model.state_dict().values()}),
+}))
+"""
+
+
+def test_meta_build_of_the_largest_preset_allocates_nothing() -> None:
+    """Built under the meta device: no CPU copy, so the largest preset costs megabytes."""
+    preset = _largest_preset()
+    run = subprocess.run(
+        [sys.executable, "-c", _MEASURE, preset],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["devices"] == ["meta"] and out["params"] > 100_000_000
+    assert out["rss_mb"] < 300, f"{preset} on meta grew the process by {out['rss_mb']:.0f} MB"
+    assert out["seconds"] < 60, f"{preset} on meta took {out['seconds']:.1f} s"
