@@ -58,6 +58,11 @@ def test_parameter_count(model_id: str) -> None:
         )
 
 
+@pytest.mark.parametrize("alias", sorted(catalog.aliases()))
+def test_alias_composes_like_its_target(alias: str) -> None:
+    assert get_config(alias) == get_config(catalog.aliases()[alias])
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_dataclass_defaults_agree_with_the_family_base_preset(family: str) -> None:
     """One source of defaults: the base YAML and the dataclass say the same for every field."""
