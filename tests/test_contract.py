@@ -270,3 +270,53 @@ def test_a_few_updates_through_the_train_entry_point(preset: str, tmp_path: Path
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] >= 1
     assert copy.deepcopy(ckpt["hyper_parameters"]["config"])["family"] == config.family
+
+
+# ---------------------------------------------------------------------------- the checks
+def test_factory_refuses_a_capability_the_family_does_not_implement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from worldflux.core.model import WorldModel
+    from worldflux.core.protocols import CapabilityError
+
+    preset = CI[0]
+    cls = resolve_target(get_config(preset)._target_)
+    declared = cls.capabilities
+    missing = next(n for n in sorted(CAPABILITIES) if n not in declared)
+    monkeypatch.setattr(cls, "capabilities", declared | {missing})
+    with pytest.raises(CapabilityError, match=rf"{cls.__name__}.*{missing!r}"):
+        create_world_model(preset)
+    monkeypatch.setattr(cls, "capabilities", declared | {"smaple"})
+    with pytest.raises(CapabilityError, match="(?i)did you mean 'sample'"):
+        check_capabilities(cls)
+
+    class NoKeywords(WorldModel):
+        capabilities = frozenset({"act"})
+
+        def act(self, obs: Any, state: Any = None) -> Any:  # type: ignore[override]
+            return obs, state
+
+    with pytest.raises(CapabilityError, match="first.*eval_mode.*task"):
+        check_capabilities(NoKeywords)
+
+    class Stubbed(WorldModel):
+        capabilities = frozenset({"decode"})
+
+    with pytest.raises(CapabilityError, match=r"does not implement decode\(\)"):
+        check_capabilities(Stubbed)
+
+
+def test_device_errors_are_clear() -> None:
+    from worldflux.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="invalid device"):
+        create_world_model(CI[0], device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            create_world_model(CI[0], device="cuda")
+
+
+@pytest.mark.parametrize("preset", CI)
+def test_meta_build_allocates_no_storage(preset: str) -> None:
+    model = create_world_model(preset, device="meta")
+    assert {t.device.type for t in model.state_dict().values()} == {"meta"}
