@@ -56,12 +56,14 @@ def create_world_model(
             (a ``save_pretrained`` directory or a ``.ckpt`` training checkpoint).
         obs_shape: observation-shape override, e.g. ``(39,)`` or ``(3, 64, 64)``.
         action_dim: action-dimension override (the preset's default is typically 6).
-        observation_modalities: ``{name: {"kind": "image"|"vector", "shape": (...)}}``: one
-            encoder and decoder per modality; the model then takes a dict of observations.
+        observation_modalities: ``{name: {"kind": "image"|"vector"|"video", "shape": (...)}}``
+            (video shapes are ``(T, C, H, W)``): one encoder and decoder per modality; the model
+            then takes a dict of observations. A family refuses kinds it cannot take.
         action_spec: ``{"kind": "continuous"|"discrete", "dim": int, "num_actions": int}``.
         component_overrides: slot -> a component id (a file in ``conf/model/<family>/<slot>/``),
             a component class (built with the slot's arguments) or a built ``nn.Module``.
-        device: where the model is placed.
+        device: where the model is built: ``"cpu"``, ``"cuda"`` (built on the GPU, no host
+            copy) or ``"meta"`` (shapes only, no memory allocated).
         api_version: ``"v3"`` (current) or ``"v0.2"`` (legacy adapter, deprecated).
         backend: ``"native_torch"`` returns the LightningModule; an official backend returns an
             :class:`~worldflux.backends.OfficialBackendHandle`.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
@@ -69,6 +70,10 @@ class WorldModelConfig:
             raise ConfigError(
                 f"action_kind must be one of {ACTION_KINDS}, got {self.action_kind!r}"
             )
+        for name in field_names(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, float) and math.isnan(value):
+                raise ConfigError(f"config field {name!r} is NaN")
         for name, rng in self.field_ranges().items():
             value = getattr(self, name)
             if value is not None:
