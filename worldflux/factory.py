@@ -169,7 +169,9 @@ def _as_device(device: Any) -> Any:
     import torch
 
     if not isinstance(device, (str, torch.device)):
-        raise ConfigError(f"device must be a string such as 'cpu', 'cuda' or 'meta', got {device!r}")
+        raise ConfigError(
+            f"device must be a string such as 'cpu', 'cuda' or 'meta', got {device!r}"
+        )
     try:
         target = torch.device(device)
     except (RuntimeError, ValueError) as err:

@@ -98,8 +98,7 @@ class WorldModelConfig:
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(
-            f"{type(self).__name__} has no field {name!r}."
-            f"{suggest(name, field_names(type(self)))}"
+            f"{type(self).__name__} has no field {name!r}.{suggest(name, field_names(type(self)))}"
         )
 
     # ------------------------------------------------------------------ helpers

@@ -38,9 +38,7 @@ class Range:
         """Whether ``value`` lies in the interval (NaN never does)."""
         if isinstance(value, float) and math.isnan(value):
             return False
-        below = self.low is not None and (
-            value < self.low or (self.low_open and value == self.low)
-        )
+        below = self.low is not None and (value < self.low or (self.low_open and value == self.low))
         above = self.high is not None and (
             value > self.high or (self.high_open and value == self.high)
         )

@@ -288,8 +288,7 @@ class TDMPC2Config(WorldModelConfig):
             )
         if self.discount_min > self.discount_max:
             raise ConfigError(
-                f"need discount_min <= discount_max, got [{self.discount_min}, "
-                f"{self.discount_max}]"
+                f"need discount_min <= discount_max, got [{self.discount_min}, {self.discount_max}]"
             )
         if not 0 <= self.num_pi_trajs < self.num_samples:
             raise ConfigError(
