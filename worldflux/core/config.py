@@ -9,7 +9,6 @@ torch nor lightning.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -200,9 +199,14 @@ def _check_modality(name: str, spec: Mapping[str, Any], owner: str, supported: t
         )
 
 
-@functools.cache
+_FIELD_SETS: dict[type, frozenset[str]] = {}
+
+
 def _field_set(cls: type) -> frozenset[str]:
-    return frozenset(field_names(cls))
+    # cached per class: __setattr__ runs for every field of every config built
+    if cls not in _FIELD_SETS:
+        _FIELD_SETS[cls] = frozenset(field_names(cls))
+    return _FIELD_SETS[cls]
 
 
 def to_plain(node: Any) -> dict[str, Any]:

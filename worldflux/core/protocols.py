@@ -226,7 +226,7 @@ def check_capabilities(cls: type) -> None:
     """
     from worldflux.core.model import WorldModel
 
-    declared = getattr(cls, "capabilities", frozenset())
+    declared: frozenset[str] = getattr(cls, "capabilities", frozenset())
     for name in sorted(declared):
         cap = CAPABILITIES.get(name)
         if cap is None:
