@@ -11,10 +11,13 @@ import torch
 import yaml
 from torch import nn
 
-from worldflux import create_world_model, get_config
+from worldflux import catalog, create_world_model, get_config
 from worldflux.backends import OfficialBackendHandle
 from worldflux.core.model import WorldModel
 from worldflux.errors import BackendError, ComponentError, ConfigError, UnsafeTargetError
+
+#: Every family's tiny ``ci`` preset, found in the catalog (no hand-written family list).
+CI_PRESETS = sorted(p for p in catalog.presets() if p.split(":", 1)[1] == "ci")
 
 
 def _meta(model: str, **kw):
@@ -90,7 +93,7 @@ def test_seed_load_trained_model(tmp_path: Path) -> None:
         assert k == k2 and torch.equal(a, b)
 
 
-@pytest.mark.parametrize("name", ["dreamer:ci", "tdmpc2:ci"])
+@pytest.mark.parametrize("name", CI_PRESETS)
 def test_save_load_round_trip_gives_identical_outputs(name: str, tmp_path: Path) -> None:
     model = create_world_model(
         name, obs_shape=(7,), action_dim=3, action_spec={"kind": "continuous", "dim": 3}
@@ -150,8 +153,6 @@ def test_tampered_config_cannot_call_arbitrary_code(tmp_path: Path) -> None:
 
 
 def _slot_and_alternative(name: str) -> tuple[str, str]:
-    from worldflux import catalog
-
     family = get_config(name).family
     root = catalog.conf_dir() / "model" / family
     for slot_dir in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -161,10 +162,8 @@ def _slot_and_alternative(name: str) -> tuple[str, str]:
     pytest.fail(f"family {family} has no slot with two component files")
 
 
-@pytest.mark.parametrize("name", ["dreamer:ci", "tdmpc2:ci"])
+@pytest.mark.parametrize("name", CI_PRESETS)
 def test_component_override_by_id(name: str) -> None:
-    from worldflux import catalog
-
     slot, options = _slot_and_alternative(name)
     family = get_config(name).family
     for choice in options:
@@ -178,7 +177,7 @@ def test_component_override_by_id(name: str) -> None:
         assert create_world_model(config, component_overrides={slot: choice}).config == model.config
 
 
-@pytest.mark.parametrize("name", ["dreamer:ci", "tdmpc2:ci"])
+@pytest.mark.parametrize("name", CI_PRESETS)
 def test_component_override_by_class_and_instance(name: str) -> None:
     base = create_world_model(name)
     slot = base.component_slots[0]

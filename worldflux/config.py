@@ -56,8 +56,19 @@ def config_class(family: str) -> type[WorldModelConfig]:
     """The typed config class of ``family``."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}.{suggest(family, FAMILIES)}")
-    module_name, _, cls_name = FAMILIES[family].rpartition(".")
-    return getattr(importlib.import_module(module_name), cls_name)
+    module = importlib.import_module(FAMILIES[family])
+    for obj in vars(module).values():
+        # the schema is the config dataclass defined in the family's config.py for this family
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, WorldModelConfig)
+            and obj.__module__ == module.__name__
+            and getattr(obj, "family", None) == family
+        ):
+            return obj
+    raise ConfigError(
+        f"{module.__name__} defines no WorldModelConfig subclass with family = {family!r}"
+    )
 
 
 def component_override_args(family: str, overrides: Mapping[str, Any] | None) -> list[str]:
@@ -167,7 +178,8 @@ def get_config(
     node = compose_model(catalog.id_to_path(model))
     overrides = dict(kwargs)
     if obs_shape is not None:
-        overrides["obs_shape"] = [int(s) for s in obs_shape]
+        # a tuple becomes a list; anything else is passed on unconverted and type-checked
+        overrides["obs_shape"] = list(obs_shape) if isinstance(obs_shape, tuple) else obs_shape
     if action_dim is not None:
-        overrides["action_dim"] = int(action_dim)
+        overrides["action_dim"] = action_dim
     return node_to_config(node, **overrides)

@@ -55,12 +55,14 @@ def create_world_model(
             (a ``save_pretrained`` directory or a ``.ckpt`` training checkpoint).
         obs_shape: observation-shape override, e.g. ``(39,)`` or ``(3, 64, 64)``.
         action_dim: action-dimension override (the preset's default is typically 6).
-        observation_modalities: ``{name: {"kind": "image"|"vector", "shape": (...)}}``: one
-            encoder and decoder per modality; the model then takes a dict of observations.
+        observation_modalities: ``{name: {"kind": "image"|"vector"|"video", "shape": (...)}}``
+            (video shapes are ``(T, C, H, W)``): one encoder and decoder per modality; the model
+            then takes a dict of observations. A family refuses kinds it cannot take.
         action_spec: ``{"kind": "continuous"|"discrete", "dim": int, "num_actions": int}``.
         component_overrides: slot -> a component id (a file in ``conf/model/<family>/<slot>/``),
             a component class (built with the slot's arguments) or a built ``nn.Module``.
-        device: where the model is placed.
+        device: where the model is built: ``"cpu"``, ``"cuda"`` (built on the GPU, no host
+            copy) or ``"meta"`` (shapes only, no memory allocated).
         api_version: ``"v3"`` (current) or ``"v0.2"`` (legacy adapter, deprecated).
         backend: ``"native_torch"`` returns the LightningModule; an official backend returns an
             :class:`~worldflux.backends.OfficialBackendHandle`.
@@ -78,14 +80,12 @@ def create_world_model(
         raise ConfigError(f"api_version must be one of {API_VERSIONS}, got {api_version!r}")
     overrides = dict(kwargs)
     if obs_shape is not None:
-        overrides["obs_shape"] = [int(s) for s in obs_shape]
+        # tuples become lists; nothing is converted, so `obs_shape="8"` is refused by the schema
+        overrides["obs_shape"] = list(obs_shape) if isinstance(obs_shape, tuple) else obs_shape
     if action_dim is not None:
-        overrides["action_dim"] = int(action_dim)
+        overrides["action_dim"] = action_dim
     if observation_modalities is not None:
-        overrides["observation_modalities"] = {
-            str(k): {"kind": v.get("kind"), "shape": [int(s) for s in v["shape"]]}
-            for k, v in observation_modalities.items()
-        }
+        overrides["observation_modalities"] = _modalities_override(observation_modalities)
     if action_spec is not None:
         overrides.update(_action_spec_overrides(action_spec, api_version))
     string_components: dict[str, Any] = {
@@ -145,12 +145,48 @@ def create_world_model(
     return _legacy(built) if api_version == "v0.2" else built
 
 
-def build(config: WorldModelConfig, device: str = "cpu") -> Any:
-    """Instantiate the LightningModule for a validated config and move it to ``device``."""
-    from worldflux.core.instantiate import resolve_target
+def build(config: WorldModelConfig, device: Any = "cpu") -> Any:
+    """Instantiate the LightningModule for a validated config on ``device``.
 
+    The family class is checked first (:func:`~worldflux.core.protocols.check_capabilities`).
+    On an accelerator or the ``meta`` device the parameters are created there directly (inside a
+    ``torch.device`` context), so nothing is first allocated and initialised on the CPU: a
+    ``meta`` build allocates no parameter memory, a ``cuda`` build no host copy.
+
+    Raises:
+        CapabilityError: the family declares a capability it does not implement.
+        ConfigError: ``device`` is not a valid torch device.
+    """
+    import torch
+
+    from worldflux.core.instantiate import resolve_target
+    from worldflux.core.protocols import check_capabilities
+
+    target = _as_device(device)
     cls = resolve_target(config._target_)
-    return cls(config.to_dict()).to(device)
+    check_capabilities(cls)
+    if target.type == "cpu":
+        return cls(config.to_dict()).to(target)
+    with torch.device(target):
+        model = cls(config.to_dict())
+    # tensors made without the default device (e.g. from numpy) still need the move
+    return model.to(target)
+
+
+def _as_device(device: Any) -> Any:
+    import torch
+
+    if not isinstance(device, (str, torch.device)):
+        raise ConfigError(
+            f"device must be a string such as 'cpu', 'cuda' or 'meta', got {device!r}"
+        )
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(f"invalid device {device!r}: {err}") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for but CUDA is not available here")
+    return target
 
 
 def get_model_info(model: str) -> dict[str, Any]:
@@ -175,15 +211,26 @@ def get_model_info(model: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def count_parameters(preset_id: str) -> int:
     """Exact trainable parameter count of a preset at its default spaces (built on ``meta``)."""
-    import torch
-
     from worldflux.config import get_config
 
-    with torch.device("meta"):
-        return int(build(get_config(preset_id), device="meta").num_parameters())
+    return int(build(get_config(preset_id), device="meta").num_parameters())
 
 
 # ---------------------------------------------------------------------------- helpers
+def _modalities_override(mods: Any) -> dict[str, Any]:
+    """``observation_modalities`` as plain data (tuples to lists), unconverted otherwise."""
+    if not isinstance(mods, Mapping):
+        raise ConfigError(
+            f"observation_modalities must be a dict {{name: {{'kind', 'shape'}}}}, got {mods!r}"
+        )
+    out: dict[str, Any] = {}
+    for name, spec in mods.items():
+        if isinstance(spec, Mapping):
+            spec = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()}
+        out[str(name)] = spec
+    return out
+
+
 def _action_spec_overrides(spec: Mapping[str, Any], api_version: str) -> dict[str, Any]:
     kind = spec.get("kind", "discrete")
     if api_version == "v0.2":
@@ -197,7 +244,7 @@ def _action_spec_overrides(spec: Mapping[str, Any], api_version: str) -> dict[st
     dim = spec.get("num_actions") if kind == "discrete" else None
     dim = dim if dim is not None else spec.get("dim")
     if dim is not None:
-        out["action_dim"] = int(dim)
+        out["action_dim"] = dim
     return out
 
 

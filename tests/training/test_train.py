@@ -87,14 +87,22 @@ def test_bad_model_field_names_the_key(compose_train: Any) -> None:
         train(cfg)
 
 
-def test_nan_loss_stops_a_real_run(compose_train: Any) -> None:
+def test_nan_loss_stops_a_real_run(compose_train: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from worldflux.models.tdmpc2.training import TDMPC2Training
     from worldflux.train import train
     from worldflux.training.callbacks import NonFiniteLossError
 
+    original = TDMPC2Training.world_model_loss
+
+    def nan_loss(self: Any, w: Any) -> Any:  # a NaN config value is refused, so poison the loss
+        out, zs = original(self, w)
+        out.total = out.total * float("nan")
+        return out, zs
+
+    monkeypatch.setattr(TDMPC2Training, "world_model_loss", nan_loss)
     cfg = compose_train(
         "model=tdmpc2/ci",
         "env=dummy/continuous_vector",
-        "model.reward_coef=nan",
         "data.batch_size=8",
         "data.batch_length=4",
         "data.train_ratio=32",

@@ -9,32 +9,50 @@ torch nor lightning.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from worldflux.core.validation import POSITIVE_INT, Range, check_range, check_types
 from worldflux.errors import ConfigError, suggest
 
 ACTION_KINDS = ("discrete", "continuous")
-MODALITY_KINDS = ("image", "vector")
+MODALITY_KINDS = ("image", "vector", "video")
+#: The shape each modality kind takes, by number of axes.
+MODALITY_SHAPES = {"vector": "(D,)", "image": "(C, H, W)", "video": "(T, C, H, W)"}
+_KIND_BY_RANK = {1: "vector", 3: "image", 4: "video"}
+_RANK_BY_KIND = {kind: rank for rank, kind in _KIND_BY_RANK.items()}
 
 
 @dataclass
 class WorldModelConfig:
     """Fields every family shares.
 
+    A family config extends this class and may declare ``FIELD_RANGES`` (field -> :class:`Range`),
+    ``KNOB_RANGES`` (component-node key -> :class:`Range`, checked in every component node that has
+    the key) and ``SUPPORTED_MODALITIES`` (the modality kinds its encoders take). Values are checked
+    strictly against the annotations (no ``"8"`` for an ``int``), and setting an attribute that is
+    not a field raises :class:`ConfigError` with the closest field names.
+
     Attributes:
         _target_: import path of the family's LightningModule (resolved through the gate).
         family: family name, e.g. ``"dreamerv3"``.
-        obs_shape: shape of a single observation, ``(C, H, W)`` for images or ``(D,)`` for vectors.
+        obs_shape: shape of a single observation, ``(C, H, W)`` for images, ``(D,)`` for vectors,
+            ``(T, C, H, W)`` for videos (clips of ``T`` frames).
         action_dim: size of the action vector (the number of actions for discrete spaces).
         action_kind: ``"discrete"`` (one-hot actions) or ``"continuous"`` (in ``[-1, 1]``).
-        observation_modalities: optional ``{name: {"kind": "image"|"vector", "shape": [...]}}``;
-            when set, the model takes a dict of observations and ``obs_shape`` is ignored.
+        observation_modalities: optional ``{name: {"kind": "image"|"vector"|"video",
+            "shape": [...]}}``; when set, the model takes a dict of observations and
+            ``obs_shape`` is ignored.
     """
+
+    FIELD_RANGES: ClassVar[Mapping[str, Range]] = {"action_dim": POSITIVE_INT}
+    KNOB_RANGES: ClassVar[Mapping[str, Range]] = {}
+    SUPPORTED_MODALITIES: ClassVar[tuple[str, ...]] = MODALITY_KINDS
 
     _target_: str = MISSING
     _recursive_: bool = False
@@ -46,33 +64,73 @@ class WorldModelConfig:
     observation_modalities: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
+        check_types(type(self), {k: getattr(self, k) for k in field_names(type(self))})
         if self.action_kind not in ACTION_KINDS:
             raise ConfigError(
                 f"action_kind must be one of {ACTION_KINDS}, got {self.action_kind!r}"
             )
-        if self.action_dim < 1:
-            raise ConfigError(f"action_dim must be >= 1, got {self.action_dim}")
+        for name in field_names(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, float) and math.isnan(value):
+                raise ConfigError(f"config field {name!r} is NaN")
+        for name, rng in self.field_ranges().items():
+            value = getattr(self, name)
+            if value is not None:
+                check_range(f"config field {name!r}", value, rng)
+        self._check_components()
         for name, spec in self.modalities().items():
-            if spec["kind"] not in MODALITY_KINDS:
-                raise ConfigError(
-                    f"observation modality {name!r}: kind must be one of {MODALITY_KINDS}, "
-                    f"got {spec['kind']!r}"
-                )
-            shape = spec["shape"]
-            want = 3 if spec["kind"] == "image" else 1
-            if len(shape) != want or any(int(s) < 1 for s in shape):
-                expected = "(C, H, W)" if want == 3 else "(D,)"
-                raise ConfigError(
-                    f"observation modality {name!r} of kind {spec['kind']!r} needs a shape "
-                    f"{expected} of positive sizes, got {tuple(shape)}"
-                )
+            _check_modality(name, spec, type(self).__name__, self.SUPPORTED_MODALITIES)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A misspelled attribute would otherwise be stored and silently ignored by the model.
+        if name not in _field_set(type(self)) and not isinstance(
+            getattr(type(self), name, None), property
+        ):
+            raise ConfigError(
+                f"{type(self).__name__} has no field {name!r}."
+                f"{suggest(name, field_names(type(self)))}"
+            )
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup failed: add the closest names to the AttributeError.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"{type(self).__name__} has no field {name!r}.{suggest(name, field_names(type(self)))}"
+        )
 
     # ------------------------------------------------------------------ helpers
+    @classmethod
+    def field_ranges(cls) -> dict[str, Range]:
+        """``FIELD_RANGES`` of this class and its bases (subclasses win)."""
+        out: dict[str, Range] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(getattr(klass, "FIELD_RANGES", {}) or {})
+        return out
+
+    def component_fields(self) -> list[str]:
+        """Names of the fields holding component nodes (mappings with a ``_target_``)."""
+        return [
+            name
+            for name in field_names(type(self))
+            if isinstance(getattr(self, name), Mapping) and "_target_" in getattr(self, name)
+        ]
+
+    def _check_components(self) -> None:
+        for slot in self.component_fields():
+            node = getattr(self, slot)
+            if not isinstance(node["_target_"], str):
+                raise ConfigError(f"{slot}._target_ must be an import path string")
+            for key, rng in self.KNOB_RANGES.items():
+                if key in node and node[key] is not None:
+                    check_range(f"config field '{slot}.{key}'", node[key], rng)
+
     def modalities(self) -> dict[str, dict[str, Any]]:
         """The observation modalities as ``{name: {"kind", "shape"}}``.
 
         Without ``observation_modalities`` this is one modality named ``"obs"`` whose kind follows
-        from ``obs_shape`` (3 dims: image, 1 dim: vector).
+        from ``obs_shape`` (1 axis: vector, 3: image, 4: video).
         """
         if self.observation_modalities:
             out = {}
@@ -82,13 +140,18 @@ class WorldModelConfig:
                         f"observation modality {name!r} must be a dict with 'kind' and 'shape', "
                         f"got {spec!r}"
                     )
-                shape = [int(s) for s in spec["shape"]]
-                kind = spec.get("kind") or ("image" if len(shape) == 3 else "vector")
-                out[str(name)] = {"kind": str(kind), "shape": shape}
+                unknown = sorted(set(spec) - {"kind", "shape"})
+                if unknown:
+                    raise ConfigError(
+                        f"observation modality {name!r} has unknown keys {unknown}; it takes "
+                        "'kind' and 'shape'"
+                    )
+                shape = _shape(f"observation modality {name!r}", spec["shape"])
+                kind = spec.get("kind") or _KIND_BY_RANK.get(len(shape), "vector")
+                out[str(name)] = {"kind": kind, "shape": shape}
             return out
-        shape = [int(s) for s in self.obs_shape]
-        kind = "image" if len(shape) == 3 else "vector"
-        return {"obs": {"kind": kind, "shape": shape}}
+        shape = _shape("obs_shape", self.obs_shape)
+        return {"obs": {"kind": _KIND_BY_RANK.get(len(shape), "vector"), "shape": shape}}
 
     @property
     def multimodal(self) -> bool:
@@ -103,6 +166,47 @@ class WorldModelConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> WorldModelConfig:
         """Validate ``data`` against this schema and return a config object."""
         return structured_to_object(cls, data)
+
+
+def _shape(where: str, shape: Any) -> list[int]:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise ConfigError(f"{where}: shape must be a list of ints, got {shape!r}")
+    for s in shape:
+        if not isinstance(s, int) or isinstance(s, bool):
+            raise ConfigError(
+                f"{where}: shape must be a list of ints, got {list(shape)!r} "
+                f"({type(s).__name__} {s!r}); values are never converted"
+            )
+    return list(shape)
+
+
+def _check_modality(name: str, spec: Mapping[str, Any], owner: str, supported: tuple) -> None:
+    kind, shape = spec["kind"], spec["shape"]
+    if kind not in MODALITY_KINDS:
+        raise ConfigError(
+            f"observation modality {name!r}: kind must be one of {MODALITY_KINDS}, got {kind!r}"
+        )
+    expected = MODALITY_SHAPES[kind]
+    if len(shape) != _RANK_BY_KIND[kind] or any(s < 1 for s in shape):
+        raise ConfigError(
+            f"observation modality {name!r} of kind {kind!r} needs a shape {expected} of "
+            f"positive sizes, got {tuple(shape)}"
+        )
+    if kind not in supported:
+        raise ConfigError(
+            f"{owner} cannot take observation modality {name!r} of kind {kind!r}; this family "
+            f"takes {list(supported)}"
+        )
+
+
+_FIELD_SETS: dict[type, frozenset[str]] = {}
+
+
+def _field_set(cls: type) -> frozenset[str]:
+    # cached per class: __setattr__ runs for every field of every config built
+    if cls not in _FIELD_SETS:
+        _FIELD_SETS[cls] = frozenset(field_names(cls))
+    return _FIELD_SETS[cls]
 
 
 def to_plain(node: Any) -> dict[str, Any]:
@@ -143,6 +247,7 @@ def structured_to_object(cls: type, data: Mapping[str, Any] | Any) -> Any:
         raise ConfigError(
             f"unknown config key {key!r} for {cls.__name__}.{suggest(key, field_names(cls))}"
         )
+    check_types(cls, data)
     schema = OmegaConf.structured(cls)
     try:
         merged = OmegaConf.merge(schema, data)

@@ -12,6 +12,11 @@ episode), the reward ``reward[t]`` received on arriving, and flags ``first[t]`` 
      "action": (B, T, A) float,  # one-hot for discrete actions, [-1, 1] for continuous ones
      "reward": (B, T) float, "first": (B, T) bool, "terminal": (B, T) bool,
      "task": (B,) long, optional, multitask families only}
+
+Observation modalities (``WorldModelConfig.modalities``) are ``vector`` ``(D,)``, ``image``
+``(C, H, W)`` and ``video`` ``(T', C, H, W)``, a clip of ``T'`` frames per step, so a video
+modality's batch entry is ``(B, T, T', C, H, W)``; families list the kinds they take in
+``SUPPORTED_MODALITIES``.
 """
 
 from __future__ import annotations

@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from worldflux.core.config import WorldModelConfig
+from worldflux.core.validation import (
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT,
+    UNIT_OPEN_HIGH,
+    UNIT_OPEN_LOW,
+    Range,
+    check_range,
+)
 from worldflux.errors import ConfigError
 
 _PKG = "worldflux.models.dreamerv3"
@@ -61,6 +71,38 @@ class DreamerV3Config(WorldModelConfig):
     REFERENCE_SETTINGS: ClassVar[dict[str, dict[str, Any]]] = {
         "image_discrete": {"obs_shape": [3, 64, 64], "action_dim": 6, "action_kind": "discrete"},
         "vector_continuous": {"obs_shape": [24], "action_dim": 6, "action_kind": "continuous"},
+    }
+
+    SUPPORTED_MODALITIES: ClassVar[tuple[str, ...]] = ("image", "vector")
+    FIELD_RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(
+            ("deter_dim", "hidden_dim", "stoch_dim", "classes", "depth", "units"), POSITIVE_INT
+        ),
+        **dict.fromkeys(("lr", "opt_eps", "retnorm_limit", "train_ratio"), POSITIVE),
+        **dict.fromkeys(("agc", "warmup", "imag_last", "actent", "slowreg"), NON_NEGATIVE),
+        "beta1": UNIT_OPEN_HIGH,
+        "beta2": UNIT_OPEN_HIGH,
+        "imag_length": POSITIVE_INT,
+        "horizon": Range(1, low_open=True),
+        "lam": UNIT,
+        "slow_rate": UNIT_OPEN_LOW,
+        "slow_every": POSITIVE_INT,
+        "retnorm_rate": UNIT_OPEN_LOW,
+        "retnorm_perclo": Range(0, 100),
+        "retnorm_perchi": Range(0, 100),
+        "batch_size": POSITIVE_INT,
+        "batch_length": Range(2),  # lambda-returns need a next step
+    }
+    #: Ranges of the component knobs, checked in every component node that has the key.
+    KNOB_RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(
+            ("mults", "kernel", "blocks", "imglayers", "obslayers", "dynlayers"), POSITIVE_INT
+        ),
+        **dict.fromkeys(("layers", "bspace", "outscale", "free_nats"), NON_NEGATIVE),
+        "unimix": UNIT,
+        "bins": Range(2),
+        "minstd": POSITIVE,
+        "maxstd": POSITIVE,
     }
 
     _target_: str = f"{_PKG}.module.DreamerV3"
@@ -183,9 +225,6 @@ class DreamerV3Config(WorldModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("deter_dim", "hidden_dim", "stoch_dim", "classes", "depth", "units"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         missing = [k for k in LOSS_KEYS if k not in self.loss_scales]
         extra = [k for k in self.loss_scales if k not in LOSS_KEYS]
         if missing or extra:
@@ -193,25 +232,24 @@ class DreamerV3Config(WorldModelConfig):
                 f"loss_scales needs exactly the keys {list(LOSS_KEYS)}; missing {missing}, "
                 f"unknown {extra}"
             )
-        if self.imag_length < 1:
-            raise ConfigError(f"imag_length must be >= 1, got {self.imag_length}")
-        if self.horizon <= 1:
-            raise ConfigError(f"horizon must be > 1 (discount 1 - 1/horizon), got {self.horizon}")
-        if not 0.0 <= self.lam <= 1.0:
-            raise ConfigError(f"lam must be in [0, 1], got {self.lam}")
-        if not 0.0 < self.slow_rate <= 1.0:
-            raise ConfigError(f"slow_rate must be in (0, 1], got {self.slow_rate}")
-        if not 0.0 <= self.retnorm_perclo < self.retnorm_perchi <= 100.0:
+        for key, scale in self.loss_scales.items():
+            check_range(f"config field 'loss_scales.{key}'", scale, NON_NEGATIVE)
+        if self.retnorm_perclo >= self.retnorm_perchi:
             raise ConfigError(
-                "retnorm percentiles need 0 <= retnorm_perclo < retnorm_perchi <= 100, got "
+                "retnorm percentiles need retnorm_perclo < retnorm_perchi, got "
                 f"{self.retnorm_perclo}, {self.retnorm_perchi}"
             )
-        blocks = int((self.dynamics or {}).get("blocks", 1))
+        policy = self.policy or {}
+        if policy.get("minstd", 0) > policy.get("maxstd", float("inf")):
+            raise ConfigError(
+                f"policy.minstd ({policy['minstd']}) must be <= policy.maxstd ({policy['maxstd']})"
+            )
+        blocks = (self.dynamics or {}).get("blocks", 1)
         if self.deter_dim % blocks:
             raise ConfigError(
                 f"deter_dim ({self.deter_dim}) must be divisible by dynamics.blocks ({blocks})"
             )
-        bspace = int((self.decoder or {}).get("bspace", 0) or 0)
+        bspace = (self.decoder or {}).get("bspace", 0) or 0
         if bspace and self.deter_dim % bspace:
             raise ConfigError(
                 f"deter_dim ({self.deter_dim}) must be divisible by decoder.bspace ({bspace})"

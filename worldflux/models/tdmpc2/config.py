@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
 from worldflux.core.config import WorldModelConfig
+from worldflux.core.validation import (
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT,
+    UNIT_OPEN_HIGH,
+    UNIT_OPEN_LOW,
+    Range,
+)
 from worldflux.errors import ConfigError
 
 _NETWORKS = "worldflux.models.tdmpc2.networks"
@@ -64,8 +73,6 @@ class TDMPC2Config(WorldModelConfig):
         batch_size: sequences per update (256 officially).
         batch_length: steps per sampled sequence, ``horizon + 1`` officially; longer sequences
             are cut into overlapping windows of ``horizon + 1`` steps.
-        seed_steps: random-action steps before the first update; ``None`` gives the official
-            ``max(1000, 5 * episode_length)``.
         mpc: plan with MPPI in :meth:`act`; ``False`` acts with the policy prior.
         horizon, iterations, num_samples, num_elites, num_pi_trajs, min_std, max_std,
             temperature: MPPI settings (``iterations`` grows by 2 when ``action_dim >= 20``).
@@ -77,6 +84,61 @@ class TDMPC2Config(WorldModelConfig):
         "walker_walk": {"obs_shape": [24], "action_dim": 6},
         "dog_run": {"obs_shape": [223], "action_dim": 38},
         "mt80": {"obs_shape": [39], "action_dim": 6, "num_tasks": 80, "task_dim": 96},
+    }
+
+    SUPPORTED_MODALITIES: ClassVar[tuple[str, ...]] = ("image", "vector")
+    FIELD_RANGES: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(
+            (
+                "num_enc_layers",
+                "enc_dim",
+                "mlp_dim",
+                "latent_dim",
+                "simnorm_dim",
+                "num_tasks",
+                "task_action_dims",
+                "task_episode_lengths",
+                "episode_length",
+                "batch_size",
+                "batch_length",
+                "horizon",
+                "iterations",
+                "num_samples",
+                "num_elites",
+            ),
+            POSITIVE_INT,
+        ),
+        **dict.fromkeys(
+            ("lr", "pi_adam_eps", "grad_clip_norm", "discount_denom", "min_std", "max_std"),
+            POSITIVE,
+        ),
+        **dict.fromkeys(
+            (
+                "task_dim",
+                "enc_lr_scale",
+                "consistency_coef",
+                "reward_coef",
+                "value_coef",
+                "termination_coef",
+                "entropy_coef",
+                "num_pi_trajs",
+            ),
+            NON_NEGATIVE,
+        ),
+        "num_q_networks": Range(2),  # TD targets use two sampled Q-functions
+        "num_bins": Range(2),
+        "discount": UNIT_OPEN_LOW,
+        "discount_min": UNIT_OPEN_LOW,
+        "discount_max": UNIT_OPEN_LOW,
+        "tau": UNIT,
+        "rho": UNIT_OPEN_LOW,
+        "temperature": POSITIVE,
+    }
+    #: Ranges of the component knobs, checked in every component node that has the key.
+    KNOB_RANGES: ClassVar[dict[str, Range]] = {
+        "num_channels": POSITIVE_INT,
+        "shift_pad": NON_NEGATIVE,
+        "dropout": UNIT_OPEN_HIGH,
     }
 
     _target_: str = "worldflux.models.tdmpc2.module.TDMPC2"
@@ -128,7 +190,6 @@ class TDMPC2Config(WorldModelConfig):
     policy_q_dropout: bool = True
     batch_size: int = 256
     batch_length: int = 4
-    seed_steps: Optional[int] = None
 
     # planning (MPPI)
     mpc: bool = True
@@ -214,34 +275,20 @@ class TDMPC2Config(WorldModelConfig):
             )
 
     def _check_sizes(self) -> None:
-        positive = (
-            "num_enc_layers",
-            "enc_dim",
-            "mlp_dim",
-            "latent_dim",
-            "simnorm_dim",
-            "horizon",
-            "iterations",
-            "num_samples",
-            "num_elites",
-            "episode_length",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.latent_dim % self.simnorm_dim:
             raise ConfigError(
                 f"latent_dim ({self.latent_dim}) must be a multiple of simnorm_dim "
                 f"({self.simnorm_dim})"
             )
-        if self.num_q_networks < 2:
+        if self.vmax <= self.vmin:
+            raise ConfigError(f"need vmax > vmin, got [{self.vmin}, {self.vmax}]")
+        if self.log_std_max <= self.log_std_min:
             raise ConfigError(
-                f"num_q_networks must be >= 2 (TD targets use two sampled Q-functions), "
-                f"got {self.num_q_networks}"
+                f"need log_std_max > log_std_min, got [{self.log_std_min}, {self.log_std_max}]"
             )
-        if self.num_bins < 2 or self.vmax <= self.vmin:
+        if self.discount_min > self.discount_max:
             raise ConfigError(
-                f"need num_bins >= 2 and vmax > vmin, got {self.num_bins}, [{self.vmin}, {self.vmax}]"
+                f"need discount_min <= discount_max, got [{self.discount_min}, {self.discount_max}]"
             )
         if not 0 <= self.num_pi_trajs < self.num_samples:
             raise ConfigError(
@@ -258,12 +305,8 @@ class TDMPC2Config(WorldModelConfig):
             raise ConfigError(
                 f"entropy_form must be one of {ENTROPY_FORMS}, got {self.entropy_form!r}"
             )
-        if self.discount is not None and not 0 < self.discount <= 1:
-            raise ConfigError(f"discount must be in (0, 1], got {self.discount}")
 
     def _check_tasks(self) -> None:
-        if self.num_tasks < 1:
-            raise ConfigError(f"num_tasks must be >= 1, got {self.num_tasks}")
         if self.multitask and self.task_dim < 1:
             raise ConfigError(f"a multitask model (num_tasks={self.num_tasks}) needs task_dim >= 1")
         for name in ("task_action_dims", "task_episode_lengths"):
@@ -274,8 +317,6 @@ class TDMPC2Config(WorldModelConfig):
                 raise ConfigError(
                     f"{name} needs one entry per task ({self.num_tasks}), got {len(values)}"
                 )
-            if any(v < 1 for v in values):
-                raise ConfigError(f"{name} entries must be >= 1, got {values}")
         dims = self.task_action_dims or []
         if any(d > self.action_dim for d in dims):
             raise ConfigError(

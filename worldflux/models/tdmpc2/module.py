@@ -49,7 +49,7 @@ class TDMPC2(TDMPC2Training):
     """
 
     config_class = TDMPC2Config
-    capabilities = frozenset({"encode", "transition", "rollout", "loss", "act"})
+    capabilities = frozenset({"encode", "transition", "rollout", "loss", "act", "plan"})
     component_slots = ("encoder", "dynamics", "reward", "termination", "policy", "q_ensemble")
     config: TDMPC2Config
     action_masks: Tensor
