@@ -44,8 +44,11 @@ def env_name(env: Mapping[str, Any]) -> str:
 
 
 def _describe_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, str]:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    keys = [k for k in keys if k not in ("suite", "id")][:4]
+    # The observation and action kinds first: they are what usually tells two datasets apart.
+    keys = sorted(
+        (k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in ("suite", "id")),
+        key=lambda k: (k not in ("obs", "action"), k),
+    )[:5]
 
     def fmt(env: Mapping[str, Any]) -> str:
         knobs = ", ".join(f"{k}={env.get(k)!r}" for k in keys)
@@ -62,6 +65,7 @@ class DatasetWriter:
         spec: the spaces of the environment being collected.
         env: the env config (stored in ``spec.json``; compared with an existing dataset's).
         session: provenance of this run (``policy``, ``seed``, ...) recorded in the manifest.
+        lock_timeout: seconds to wait for another writer of the same directory to finish.
 
     Raises:
         ConfigError: the directory holds another environment's dataset, or another collect is
@@ -74,11 +78,12 @@ class DatasetWriter:
         spec: EnvSpec,
         env: Mapping[str, Any],
         session: Mapping[str, Any] | None = None,
+        lock_timeout: float = 10.0,
     ) -> None:
         self.path = Path(path)
         self.spec, self.env = spec, dict(env)
         self.session = dict(session or {})
-        self.lock = storage.DatasetLock(self.path, blocking=True)
+        self.lock = storage.DatasetLock(self.path, blocking=True, timeout=lock_timeout)
         self.existing = 0
         self.written = 0
         self.next_index = 0

@@ -179,7 +179,9 @@ def interval_rules(cfg: DictConfig) -> dict[str, Rule]:
                 continue
             if key == "every" or str(key).startswith("every_") or str(key).endswith("_every"):
                 whole = "n_" in str(key) or "updates" in str(key) or "steps" in str(key)
-                rules[name] = integer(1, required=False) if whole else positive_number(required=False)
+                rules[name] = (
+                    integer(1, required=False) if whole else positive_number(required=False)
+                )
             else:
                 walk(node._get_node(key), name)  # unresolved: interpolations resolve in check()
 
