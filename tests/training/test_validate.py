@@ -105,3 +105,10 @@ def test_clis_print_one_line_and_exit_nonzero(
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [lines[0]] and lines[0].startswith("error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
+)
+def test_every_recipe_passes(recipe: str) -> None:
+    validate_config(_compose("train", f"experiment={recipe}"), "train")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from worldflux.data import storage
 from worldflux.envs.base import EnvSpec
 from worldflux.errors import ConfigError, ShapeError
 
@@ -205,7 +206,7 @@ class Replay:
             np.savez(fh, meta=np.array(meta), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
+        os.chmod(tmp, storage.file_mode())  # mkstemp creates 0600 files; respect the umask
         os.replace(tmp, path)
 
     def load(self, path: str | os.PathLike[str]) -> None:
