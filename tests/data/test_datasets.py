@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from worldflux.data import storage
 from worldflux.data.episodes import (
     EPISODES,
     MANIFEST_FILE,
@@ -133,5 +134,25 @@ def test_two_writers_of_one_directory_are_refused(tmp_path: Path) -> None:
         DatasetWriter(tmp_path, spec, VECTOR),
         pytest.raises(ConfigError, match="another"),
         DatasetWriter(tmp_path, spec, VECTOR, lock_timeout=0.2),
+    ):
+        pass
+
+
+def test_a_read_only_dataset_is_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path, VECTOR, 2)
+    torn = tmp_path / EPISODES / ".000002-abc.tmp"
+    torn.write_bytes(b"PK")
+
+    def refuse(path: object, *args: object) -> int:
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    # Root can write anywhere, so refuse the lock file the way a read-only mount would.
+    monkeypatch.setattr(storage.os, "open", refuse)
+    assert len(load_replay(tmp_path)) == 2 * 29  # readable; the temp file is simply ignored
+    assert torn.exists()
+    spec, _ = _episodes(VECTOR, 1)
+    with (
+        pytest.raises(ConfigError, match="cannot write the dataset"),
+        DatasetWriter(tmp_path, spec, VECTOR),
     ):
         pass

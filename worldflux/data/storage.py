@@ -104,8 +104,13 @@ class DatasetLock:
     def __enter__(self) -> DatasetLock:
         if fcntl is None or (not self.blocking and not self.path.is_dir()):
             return self
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, file_mode())
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, file_mode())
+        except OSError as err:
+            if not self.blocking:  # a read-only dataset: readable, just never cleaned
+                return self
+            raise ConfigError(f"cannot write the dataset {self.path}: {err}") from None
         deadline = time.monotonic() + (self.timeout if self.blocking else 0.0)
         while True:
             try:
