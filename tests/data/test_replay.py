@@ -123,3 +123,16 @@ def test_dataset_roundtrip(tmp_path) -> None:  # noqa: ANN001
 def test_dataset_errors_name_the_problem(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="spec.json"):
         load_replay(tmp_path)
+
+
+def test_a_killed_save_leaves_no_temporary_file_behind(tmp_path) -> None:  # noqa: ANN001
+    envs = make_vector_env({"suite": "dummy", "id": "discrete_vector"}, seed=0)
+    replay = Replay(envs.spec, capacity=100)
+    _fill(replay, envs, 5)
+    stale = tmp_path / ".replay-3.npz-x1y2.tmp"  # what a kill during np.savez leaves
+    stale.write_bytes(b"PK\x03")
+    other = tmp_path / ".replay-4.npz-live.tmp"  # another file's save in progress
+    other.write_bytes(b"PK\x03")
+    replay.save(tmp_path / "replay-3.npz")
+    assert not stale.exists() and other.exists()
+    assert (tmp_path / "replay-3.npz").is_file()

@@ -201,7 +201,13 @@ class Replay:
         meta = json.dumps({"total": state["total"], "rng": state["rng"]})
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+        # Only this file's writer makes ``.<name>-*.tmp`` siblings, so those are leftovers of a
+        # killed save and safe to delete (other files' writers may be saving right now).
+        for stale in path.parent.glob(f".{path.name}-*{storage.TMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}-", suffix=storage.TMP_SUFFIX
+        )
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, meta=np.array(meta), **arrays)
             fh.flush()
