@@ -14,8 +14,10 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from worldflux.errors import ConfigError
 
@@ -60,6 +62,51 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def locked_temp_file(folder: Path, prefix: str, suffix: str) -> Iterator[tuple[Any, Path]]:
+    """A temporary file in ``folder`` that holds an exclusive lock on itself while it is open.
+
+    The lock tells :func:`remove_orphans` that a live writer owns the file; the kernel drops it
+    when the writer dies, so a killed writer's file becomes an orphan that is safe to delete.
+    Yields ``(file object, path)``; the file is deleted if the block raises.
+    """
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            yield fh, Path(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_orphans(folder: Path, pattern: str) -> list[Path]:
+    """Delete the files matching ``pattern`` that no live writer holds locked.
+
+    Only for files made by :func:`locked_temp_file`. Without ``fcntl`` (Windows) nothing is
+    deleted, as liveness cannot be told. Returns the deleted paths.
+    """
+    removed: list[Path] = []
+    if fcntl is None or not folder.is_dir():
+        return removed
+    for file in folder.glob(pattern):
+        try:
+            fd = os.open(file, os.O_RDONLY)
+        except OSError:
+            continue  # renamed or deleted meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer
+        else:
+            file.unlink(missing_ok=True)
+            removed.append(file)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def remove_temp_files(root: Path) -> list[Path]:
