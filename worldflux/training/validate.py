@@ -128,6 +128,8 @@ COLLECT: dict[str, Rule] = {
 }
 #: Sections whose interval keys (``every``, ``every_n_*``, ``*_every``) must be positive.
 INTERVAL_SECTIONS = ("callbacks", "eval", "checkpoint")
+#: Counts in those sections that must be positive when set (evaluation episodes, kept files).
+COUNT_KEYS = ("episodes", "keep_last")
 
 
 def _value(cfg: DictConfig, key: str) -> tuple[bool, Any]:
@@ -163,7 +165,7 @@ def check(cfg: DictConfig, rules: Mapping[str, Rule]) -> None:
 
 
 def interval_rules(cfg: DictConfig) -> dict[str, Rule]:
-    """Positive-interval rules for every ``every*`` key under :data:`INTERVAL_SECTIONS`.
+    """Rules for every ``every*`` key and :data:`COUNT_KEYS` under :data:`INTERVAL_SECTIONS`.
 
     A checkpoint or evaluation interval of 0 or less would silently turn the feature off (or
     divide by zero); remove a callback with ``~callbacks.<name>`` instead.
@@ -182,6 +184,8 @@ def interval_rules(cfg: DictConfig) -> dict[str, Rule]:
                 rules[name] = (
                     integer(1, required=False) if whole else positive_number(required=False)
                 )
+            elif key in COUNT_KEYS:
+                rules[name] = integer(1, nullable=True, required=False)
             else:
                 walk(node._get_node(key), name)  # unresolved: interpolations resolve in check()
 
