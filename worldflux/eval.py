@@ -24,6 +24,7 @@ from worldflux.catalog import conf_dir
 from worldflux.cli import run_cli
 from worldflux.core.config import to_plain
 from worldflux.errors import ConfigError
+from worldflux.training.validate import validate_config
 
 
 def run_env_config(checkpoint: str) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from worldflux.training.collector import Collector
     from worldflux.training.video import write_gif
 
+    validate_config(cfg, "eval")  # every CLI value, before anything is built
     if cfg.checkpoint in (None, "???"):
         raise ConfigError("eval needs checkpoint=<run dir | export dir | .ckpt>")
     env_cfg = to_plain(cfg.env) if cfg.get("env") else run_env_config(str(cfg.checkpoint))

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from worldflux.catalog import conf_dir
 from worldflux.cli import run_cli
 from worldflux.errors import WorldFluxError
+from worldflux.training.validate import validate_config
 
 
 def run_name(override_dirname: str) -> str:
@@ -46,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from ``<run dir>/checkpoints/last.ckpt`` when present, fits, and exports the model with
     ``save_pretrained`` into ``<run dir>/export``.
     """
+    validate_config(cfg, "train")  # every CLI value, before anything is built
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
 

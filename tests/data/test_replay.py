@@ -123,3 +123,19 @@ def test_dataset_roundtrip(tmp_path) -> None:  # noqa: ANN001
 def test_dataset_errors_name_the_problem(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(ConfigError, match="spec.json"):
         load_replay(tmp_path)
+
+
+def test_a_killed_save_leaves_no_temporary_file_behind(tmp_path) -> None:  # noqa: ANN001
+    fcntl = pytest.importorskip("fcntl")
+    envs = make_vector_env({"suite": "dummy", "id": "discrete_vector"}, seed=0)
+    replay = Replay(envs.spec, capacity=100)
+    _fill(replay, envs, 5)
+    stale = tmp_path / ".rank0-update00050.npz-x1y2.replay.tmp"  # a kill during np.savez
+    stale.write_bytes(b"PK\x03")
+    live = tmp_path / ".rank1-update00100.npz-a1b2.replay.tmp"  # another rank saving now
+    live.write_bytes(b"PK\x03")
+    with open(live, "rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        replay.save(tmp_path / "rank0-update00100.npz")
+        assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "rank0-update00100.npz"]

@@ -14,16 +14,18 @@ Axis legend: ``S`` streams (environments), ``L`` steps per stream, ``B`` batch, 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from worldflux.data import storage
 from worldflux.envs.base import EnvSpec
 from worldflux.errors import ConfigError, ShapeError
 
+#: Suffix of the temporary files of :meth:`Replay.save`.
+REPLAY_TMP = ".replay.tmp"
 #: Fields stored per step besides the observations (``obs/<name>``).
 STEP_FIELDS = ("action", "reward", "first", "terminal")
 
@@ -200,13 +202,15 @@ class Replay:
         meta = json.dumps({"total": state["total"], "rng": state["rng"]})
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-        with os.fdopen(fd, "wb") as fh:
+        # Leftovers of killed saves (any rank's): live saves hold their file locked.
+        storage.remove_orphans(path.parent, f".*{REPLAY_TMP}")
+        with storage.locked_temp_file(path.parent, f".{path.name}-", REPLAY_TMP) as (fh, tmp):
             np.savez(fh, meta=np.array(meta), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
+            os.chmod(tmp, storage.file_mode())  # mkstemp creates 0600 files; respect the umask
+            os.replace(tmp, path)  # while still locked, so no cleaner can take it first
+        storage.fsync_dir(path.parent)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a buffer written by :meth:`save`."""

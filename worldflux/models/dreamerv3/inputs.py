@@ -66,8 +66,11 @@ def as_obs_dict(
             raise ShapeError(f"observation {name!r} must be {kinds}, got dtype {value.dtype}")
         if spec["kind"] == "vector" and value.dtype == torch.uint8:
             raise ShapeError(f"vector observation {name!r} must be float, got uint8")
+        if value.dtype != torch.uint8 and value.numel() and not torch.isfinite(value).all():
+            raise ShapeError(f"observation {name!r} must be finite, got NaN or infinite values")
         if first_lead is None:
             first_lead = tuple(value.shape[:lead])
+            check_lead(first_lead, lead_names)
         elif tuple(value.shape[:lead]) != first_lead:
             raise ShapeError(
                 f"observation {name!r} has leading axes {tuple(value.shape[:lead])}, other "
@@ -76,10 +79,68 @@ def as_obs_dict(
     return items
 
 
+def check_lead(lead_shape: tuple[int, ...], lead_names: str = "(B, T)") -> None:
+    """Refuse empty batches: every leading axis (batch ``B``, time ``T``, horizon ``H``) >= 1."""
+    names = [n.strip() for n in lead_names.strip("()").split(",")]
+    for name, size in zip(names, lead_shape, strict=False):
+        if size < 1:
+            raise ShapeError(
+                f"{name} (axis {names.index(name)} of {lead_names}) must be >= 1, got {size}: "
+                "DreamerV3 cannot process an empty batch or sequence"
+            )
+
+
+def check_state(
+    state: Any,
+    shapes: Mapping[str, tuple[int, ...]],
+    lead_shape: tuple[int, ...] | None = None,
+    lead_names: str = "(B)",
+    optional: tuple[str, ...] = (),
+) -> None:
+    """Check a recurrent state ``{key: (*lead, *shape)}`` against the model's ``shapes``.
+
+    Args:
+        state: the state dict a caller passed back (``deter``, ``stoch``, maybe ``action``).
+        shapes: the per-sample shape of every key, e.g. ``{"deter": (D,), "stoch": (S, K)}``.
+        lead_shape: the expected leading axes (``(B,)``); ``None``: those of ``deter``, which
+            every key must share.
+        lead_names: how to name the leading axes in error messages.
+        optional: keys of ``shapes`` that may be absent.
+    """
+    if lead_shape is not None:
+        check_lead(lead_shape, lead_names)
+    want = {k: f"{lead_names[:-1]}, {', '.join(map(str, v))})" for k, v in shapes.items()}
+    expected = ", ".join(f"{k} {v}" for k, v in want.items())
+    if not isinstance(state, Mapping):
+        raise ShapeError(f"state must be a dict with {expected}, got {type(state).__name__}")
+    missing = [k for k in shapes if k not in state and k not in optional]
+    if missing:
+        raise ShapeError(f"state lacks keys {missing}; expected {expected}")
+    for key, shape in shapes.items():
+        if key not in state:
+            continue
+        value = state[key]
+        if not isinstance(value, Tensor) or value.dim() < len(shape):
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ShapeError(f"state[{key!r}] must have shape {want[key]}, got {got}")
+        lead = tuple(value.shape[: value.dim() - len(shape)])
+        if lead_shape is None:
+            lead_shape = lead
+            check_lead(lead_shape, lead_names)
+        if tuple(value.shape) != (*lead_shape, *shape):
+            raise ShapeError(
+                f"state[{key!r}] must have shape {want[key]} = {(*lead_shape, *shape)}, got "
+                f"{tuple(value.shape)}"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ShapeError(f"state[{key!r}] must be finite, got NaN or infinite values")
+
+
 def check_actions(
     action: Tensor, kind: str, dim: int, lead_shape: tuple[int, ...], lead_names: str = "(B, T)"
 ) -> Tensor:
     """Check actions ``(*lead_shape, A)``: one-hot (or all-zero) rows, or values in ``[-1, 1]``."""
+    check_lead(lead_shape, lead_names)
     want = f"{lead_names[:-1]}, {dim})"
     if not isinstance(action, Tensor) or tuple(action.shape) != (*lead_shape, dim):
         got = tuple(action.shape) if isinstance(action, Tensor) else type(action).__name__

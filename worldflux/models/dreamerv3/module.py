@@ -136,6 +136,8 @@ class DreamerV3(WorldModel):
             action.to(embed.device), self.config.action_kind, self.config.action_dim, (b, t)
         )
         first = inputs.check_flags(first.to(embed.device), "first", (b, t), as_bool=True)
+        if state is not None:
+            inputs.check_state(state, self._state_shapes(), (b,), optional=("action",))
         state = state or self.initial_state(b)
         states, last = self.dynamics.observe(embed, action, first, state)
         last["action"] = action[:, -1]
@@ -143,6 +145,7 @@ class DreamerV3(WorldModel):
 
     def transition(self, state: State, action: Tensor) -> State:
         """One prior step from ``state`` under ``action (B, A)``."""
+        inputs.check_state(state, self._state_shapes(), optional=("action",))
         b = state["deter"].shape[0]
         action = inputs.check_actions(
             action.to(state["deter"].device),
@@ -157,6 +160,7 @@ class DreamerV3(WorldModel):
 
     def rollout(self, state: State, actions: Tensor) -> State:
         """Imagine ``(B, H, ...)`` states from ``state`` under ``actions (B, H, A)``."""
+        inputs.check_state(state, self._state_shapes(), optional=("action",))
         b = state["deter"].shape[0]
         if not isinstance(actions, Tensor) or actions.dim() != 3 or actions.shape[1] < 1:
             raise ShapeError(
@@ -176,6 +180,10 @@ class DreamerV3(WorldModel):
 
     def decode(self, state: State) -> dict[str, Any]:
         """``obs`` reconstructions (images in ``[0, 1]``), ``reward`` and ``continue`` probability."""
+        shapes = self._state_shapes()
+        lead = state["deter"].dim() - 1 if isinstance(state, Mapping) and "deter" in state else 1
+        names = "(B, T)" if lead == 2 else "(B)"
+        inputs.check_state(state, shapes, lead_names=names, optional=("action",))
         deter, stoch = state["deter"], state["stoch"]
         lead = deter.shape[:-1]
         feat = features(state)
@@ -194,6 +202,8 @@ class DreamerV3(WorldModel):
     def loss(self, batch: Mapping[str, Any]) -> LossOutput:
         """World-model, actor and critic losses on a batch of sequences (``core.model`` format)."""
         obs, action, reward, first, terminal, last = self._unpack(batch)
+        if batch.get("state") is not None:
+            inputs.check_state(batch["state"], self._state_shapes(), first.shape[:1])
         state = batch.get("state") or self.dynamics.initial(first.shape[0], first.device)
         losses, post, feat, metrics = world_model_losses(
             self, obs, action, reward, first, terminal, state
@@ -235,8 +245,11 @@ class DreamerV3(WorldModel):
         if state is None:
             state = self.initial_state(b)
             first = torch.ones(b, dtype=torch.bool, device=dev) if first is None else first
-        elif first is None:
-            first = torch.zeros(b, dtype=torch.bool, device=dev)
+        else:
+            shapes = {**self._state_shapes(), "action": (self.config.action_dim,)}
+            inputs.check_state(state, shapes, (b,))
+            if first is None:
+                first = torch.zeros(b, dtype=torch.bool, device=dev)
         first = inputs.check_flags(first.to(dev).view(-1), "first", (b,), as_bool=True)
         embed = self.encoder({k: v.to(dev) for k, v in items.items()})
         _, carry = self.dynamics.observe(
@@ -312,6 +325,10 @@ class DreamerV3(WorldModel):
     # ------------------------------------------------------------------ helpers
     def _param_device(self) -> torch.device:
         return self.dynamics.priorlogit.weight.device
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shapes of the dynamics state (``deter (D,)``, ``stoch (S, K)``)."""
+        return {k: tuple(v.shape[1:]) for k, v in self.dynamics.initial(1).items()}
 
     def _lead_axes(self, obs: Any) -> int:
         name, spec = next(iter(self.modalities.items()))

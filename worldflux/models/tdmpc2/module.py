@@ -37,6 +37,9 @@ from worldflux.models.tdmpc2.networks import count_parameters, init_weights
 from worldflux.models.tdmpc2.training import TDMPC2Training
 from worldflux.planning import MPPIPlanner
 
+#: How far outside [-1, 1] an action may stray (float rounding of a tanh or of a rescale).
+ACTION_TOLERANCE = 1e-4
+
 
 class TDMPC2(TDMPC2Training):
     """The TD-MPC2 world model and agent (see the module docstring).
@@ -153,23 +156,79 @@ class TDMPC2(TDMPC2Training):
             obs = next(iter(obs.values()))
         obs = torch.as_tensor(obs, device=self.device)
         shape = tuple(self.config.obs_shape)
+        dims = ("B", "T")[:lead]
+        want = f"({', '.join(dims)}, {', '.join(map(str, shape))})"
         if obs.dim() != lead + len(shape) or tuple(obs.shape[lead:]) != shape:
-            dims = ("B", "T")[:lead]
-            raise ShapeError(
-                f"observations must have shape ({', '.join(dims)}, {', '.join(map(str, shape))}), "
-                f"got {tuple(obs.shape)}"
-            )
+            raise ShapeError(f"observations must have shape {want}, got {tuple(obs.shape)}")
+        self._check_lead(tuple(obs.shape[:lead]), dims, want)
         if obs.dtype == torch.uint8:
             return obs.float() / 255.0
+        if obs.dtype == torch.bool or not (obs.is_floating_point() or obs.dtype == torch.uint8):
+            raise ShapeError(f"observations must be float (or uint8 images), got {obs.dtype}")
+        if not torch.isfinite(obs).all():
+            raise ShapeError("observations must be finite, got NaN or infinite values")
         return obs.float()
 
-    def _check_action(self, action: Tensor) -> Tensor:
-        if action.shape[-1] != self.config.action_dim:
+    @staticmethod
+    def _check_lead(lead: tuple[int, ...], names: tuple[str, ...], want: str) -> None:
+        """Refuse empty batches: batch ``B``, time ``T`` and horizon ``H`` must be >= 1."""
+        for name, size in zip(names, lead, strict=True):
+            if size < 1:
+                raise ShapeError(
+                    f"{name} must be >= 1 in {want}, got {size}: TD-MPC2 cannot process an empty "
+                    "batch or sequence"
+                )
+
+    def _check_action(
+        self, action: Tensor, lead: tuple[int, ...] | None = None, names: str = "(B, T)"
+    ) -> Tensor:
+        """Finite actions in ``[-1, 1]`` (up to :data:`ACTION_TOLERANCE`), ``(*lead, A)``.
+
+        Args:
+            action: the actions.
+            lead: the expected leading axes (``None``: any, but none of them empty).
+            names: how to name the leading axes in error messages.
+        """
+        a = self.config.action_dim
+        want = f"{names[:-1]}, {a})"
+        if not isinstance(action, Tensor):
+            raise ShapeError(f"actions must be a torch.Tensor of shape {want}")
+        if action.dim() < 2 or action.shape[-1] != a:
             raise ShapeError(
-                f"actions must have last dimension action_dim={self.config.action_dim}, got "
-                f"shape {tuple(action.shape)}"
+                f"actions must have shape {want} with action_dim={a}, got {tuple(action.shape)}"
             )
-        return action.to(self.device, torch.float32)
+        if lead is not None and tuple(action.shape[:-1]) != tuple(lead):
+            raise ShapeError(
+                f"actions must have shape {want} = {(*lead, a)}, got {tuple(action.shape)}"
+            )
+        dims = tuple(n.strip() for n in names.strip("()").split(","))
+        self._check_lead(tuple(action.shape[:-1]), dims[: action.dim() - 1], want)
+        action = action.to(self.device, torch.float32)
+        if not torch.isfinite(action).all():
+            raise ShapeError("actions must be finite, got NaN or infinite values")
+        if action.abs().max() > 1.0 + ACTION_TOLERANCE:
+            raise ShapeError(
+                f"TD-MPC2 actions must lie in [-1, 1], got values in "
+                f"[{action.min().item():.4g}, {action.max().item():.4g}]"
+            )
+        return action
+
+    def _check_latent(self, z: Any) -> Tensor:
+        """A finite latent state ``(B, Z)`` with ``B >= 1``, on the model's device."""
+        size = self.config.latent_dim
+        if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != size:
+            got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ShapeError(f"the latent state must have shape (B, {size}), got {got}")
+        self._check_lead((z.shape[0],), ("B",), f"(B, {size})")
+        if not torch.isfinite(z).all():
+            raise ShapeError("the latent state must be finite, got NaN or infinite values")
+        return z.to(self.device)
+
+    def _check_rewards(self, reward: Tensor) -> Tensor:
+        """Finite rewards: a NaN would silently poison the reward and value targets."""
+        if not torch.isfinite(reward).all():
+            raise ShapeError("batch['reward'] must be finite, got NaN or infinite values")
+        return reward
 
     def _check_task(self, task: Any, batch: int) -> Tensor | None:
         """Task ids ``(batch,)`` long, or ``None`` for single-task models."""
@@ -284,11 +343,17 @@ class TDMPC2(TDMPC2Training):
     # ------------------------------------------------------------------ the contract
     def transition(self, state: Tensor, action: Tensor, task: Any = None) -> Tensor:
         """One latent step ``z (B, Z)``, ``action (B, A)`` -> ``z' (B, Z)``."""
-        return self.next(state, self._check_action(action), self._check_task(task, state.shape[0]))
+        state = self._check_latent(state)
+        action = self._check_action(action, (state.shape[0],), "(B)")
+        return self.next(state, action, self._check_task(task, state.shape[0]))
 
     def rollout(self, state: Tensor, actions: Tensor, task: Any = None) -> dict[str, Tensor]:
         """Imagine ``actions (B, H, A)`` from ``z (B, Z)``: ``latent (B, H, Z)``, ``reward (B, H)``."""
-        actions = self._check_action(actions)
+        state = self._check_latent(state)
+        if not isinstance(actions, Tensor) or actions.dim() != 3:
+            got = getattr(actions, "shape", type(actions).__name__)
+            raise ShapeError(f"rollout actions must have shape (B, H, A), got {got}")
+        actions = self._check_action(actions, (state.shape[0], actions.shape[1]), "(B, H)")
         task = self._check_task(task, state.shape[0])
         z, latents, rewards = state, [], []
         for t in range(actions.shape[1]):
