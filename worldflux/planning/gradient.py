@@ -104,7 +104,17 @@ class GradientPlanner(Planner):
         with torch.enable_grad():
             for _ in range(self.iterations):
                 value = evaluate(seqs)
-                (grad,) = torch.autograd.grad(-value.sum(), seqs)
+                if not value.requires_grad:
+                    raise PlanningError(
+                        f"{type(model).__name__}'s planning methods are not differentiable in "
+                        f"the actions; the gradient planner needs a differentiable model"
+                    )
+                (grad,) = torch.autograd.grad(-value.sum(), seqs, allow_unused=True)
+                if grad is None:
+                    raise PlanningError(
+                        f"the {self.objective} objective of {type(model).__name__} does not "
+                        f"depend on the actions; the gradient planner cannot optimise them"
+                    )
                 best.append(value.detach().max(1).values)
                 seqs.grad = grad
                 optimiser.step()
