@@ -36,7 +36,7 @@ from worldflux.models.tdmpc2.losses import (
 )
 from worldflux.models.tdmpc2.networks import count_parameters, init_weights
 from worldflux.models.tdmpc2.training import TDMPC2Training
-from worldflux.planning import MPPIPlanner, PlanningError, build_planner
+from worldflux.planning import MPPIPlanner, Planner, PlanningError, build_planner
 
 
 class TDMPC2(TDMPC2Training):
@@ -110,7 +110,14 @@ class TDMPC2(TDMPC2Training):
         self.register_buffer("discounts", discount_vector(c.task_discounts()))
         self.register_buffer("bins", two_hot_bins(c.num_bins, c.vmin, c.vmax), persistent=False)
         self.scale = RunningScale(c.tau)
-        self.planner = build_planner(c.planner, c.action_dim) if c.planner else MPPIPlanner(
+        self.planner = self._build_planner()
+
+    def _build_planner(self) -> Planner:
+        """The planner of ``config.planner``, else MPPI with the preset's settings (the default)."""
+        c = self.config
+        if c.planner:
+            return build_planner(c.planner, c.action_dim)
+        return MPPIPlanner(
             c.action_dim,
             horizon=c.horizon,
             iterations=c.planning_iterations,
