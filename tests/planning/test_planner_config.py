@@ -99,3 +99,14 @@ def test_dreamer_planning_methods_follow_the_rssm_and_heads() -> None:
     assert model.plan_value(z, action, None).shape == (4,)
     assert model.plan_termination(z, None).shape == (4,)
     assert model.plan_policy(z, None).shape == (4, 3)
+
+
+def test_dreamer_plans_toward_a_goal_and_the_planner_survives_save_load(tmp_path: Path) -> None:
+    obs = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    small = {"planner.iterations": 2, "planner.num_samples": 16, "planner.objective": "goal"}
+    model = create_world_model("dreamer:ci", component_overrides={"planner": "gradient"}, **small)
+    action, _ = model.act(obs, goal=obs)
+    assert torch.all(action.sum(-1) == 1)
+    model.save_pretrained(tmp_path / "export")
+    loaded = create_world_model(str(tmp_path / "export"))
+    assert type(loaded.planner) is GradientPlanner and loaded.planner.objective == "goal"
