@@ -49,6 +49,7 @@ class DreamerV3Planning:
     encoder: Any
     modalities: Any
     planner: Any
+    _param_device: Any
 
     def build_planner(self) -> Any:
         """The planner of ``config.planner``, or ``None`` (act with the actor)."""
@@ -107,7 +108,7 @@ class DreamerV3Planning:
         """Posterior features ``(B, F)`` of observations ``(B, *obs_shape)`` from a fresh state."""
         items = inputs.as_obs_dict(obs, self.modalities, 1)
         b = next(iter(items.values())).shape[0]
-        dev = self.reward_head.parameters().__next__().device
+        dev = self._param_device()
         embed = self.encoder({k: v.to(dev) for k, v in items.items()})
         state = self.dynamics.initial(b, dev)
         zeros = torch.zeros(b, 1, self.config.action_dim, device=dev)
