@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -74,7 +75,7 @@ def _shared_choice(slot: str, choice: str) -> str:
     return choice
 
 
-def component_file(family: str, slot: str, choice: str) -> Any:
+def component_file(family: str, slot: str, choice: str) -> Path:
     """Path of the component file ``choice`` of ``slot`` (family group or shared group)."""
     group = catalog.conf_dir() / "model" / family / slot
     if not group.is_dir() and slot in SHARED_GROUPS:

@@ -67,6 +67,13 @@ def test_unknown_planner_ids_are_refused_with_the_valid_ones() -> None:
         create_world_model("tdmpc2:ci", component_overrides={"planner": "cme"})
 
 
+def test_a_config_object_takes_a_planner_override_too() -> None:
+    from worldflux import get_config
+
+    model = create_world_model(get_config("tdmpc2:ci"), component_overrides={"planner": "cem"})
+    assert type(model.planner) is CEMPlanner and model.config.planner["num_samples"] == 512
+
+
 def test_dreamer_acts_with_its_actor_unless_a_planner_is_chosen() -> None:
     obs = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     actor = create_world_model("dreamer:ci")
