@@ -66,7 +66,7 @@ class TDMPC2Config(WorldModelConfig):
             are cut into overlapping windows of ``horizon + 1`` steps.
         seed_steps: random-action steps before the first update; ``None`` gives the official
             ``max(1000, 5 * episode_length)``.
-        mpc: plan with MPPI in :meth:`act`; ``False`` acts with the policy prior.
+        mpc: plan in :meth:`act` (MPPI, or ``planner``); ``False`` acts with the policy prior.
         horizon, iterations, num_samples, num_elites, num_pi_trajs, min_std, max_std,
             temperature: MPPI settings (``iterations`` grows by 2 when ``action_dim >= 20``).
         planner: a ``planner`` group node (``conf/planner/``) to plan with instead; ``None``
