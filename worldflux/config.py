@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -71,6 +72,28 @@ def config_class(family: str) -> type[WorldModelConfig]:
     )
 
 
+#: Component groups shared by every family, at ``conf/<slot>/`` (files ``# @package model.<slot>``).
+SHARED_GROUPS = ("planner",)
+
+
+def _shared_choice(slot: str, choice: str) -> str:
+    options = sorted(p.stem for p in (catalog.conf_dir() / slot).glob("*.yaml"))
+    if choice not in options:
+        raise ComponentError(
+            f"unknown component {choice!r} for slot {slot!r}; valid ids: {options}"
+            f"{suggest(choice, options)}"
+        )
+    return choice
+
+
+def component_file(family: str, slot: str, choice: str) -> Path:
+    """Path of the component file ``choice`` of ``slot`` (family group or shared group)."""
+    group = catalog.conf_dir() / "model" / family / slot
+    if not group.is_dir() and slot in SHARED_GROUPS:
+        return catalog.conf_dir() / slot / f"{choice}.yaml"
+    return group / f"{choice}.yaml"
+
+
 def component_override_args(family: str, overrides: Mapping[str, Any] | None) -> list[str]:
     """Hydra overrides selecting component files, for the string values of ``overrides``."""
     args = []
@@ -78,6 +101,9 @@ def component_override_args(family: str, overrides: Mapping[str, Any] | None) ->
         if not isinstance(choice, str):
             continue
         group = catalog.conf_dir() / "model" / family / slot
+        if not group.is_dir() and slot in SHARED_GROUPS:
+            args.append(f"+{slot}={_shared_choice(slot, choice)}")
+            continue
         if not group.is_dir():
             valid = sorted(
                 p.name for p in (catalog.conf_dir() / "model" / family).iterdir() if p.is_dir()

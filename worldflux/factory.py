@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from worldflux import catalog
 from worldflux.config import (
     apply_overrides,
+    component_file,
     component_override_args,
     compose_model,
     node_to_config,
@@ -274,11 +275,9 @@ def _swap_components(
 
     data = config.to_dict()
     ids = {k: str(v) for k, v in choices.items() if not _is_component_file(v)}
-    for arg in component_override_args(config.family, ids):
-        group, choice = arg.split("=")
-        slot = group.rsplit(".", 1)[-1]
-        path = catalog.conf_dir() / "model" / config.family / slot / f"{choice}.yaml"
-        data[slot] = yaml.safe_load(path.read_text())
+    component_override_args(config.family, ids)  # validates slots and ids
+    for slot, choice in ids.items():
+        data[slot] = yaml.safe_load(component_file(config.family, slot, choice).read_text())
     for slot, value in choices.items():
         if _is_component_file(value):
             _check_slot(config, slot)

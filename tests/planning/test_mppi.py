@@ -126,3 +126,42 @@ def test_prev_mean_shape_is_checked() -> None:
         planner.plan(
             PointMass(torch.zeros(1, 2)), torch.zeros(1, 2), prev_mean=torch.zeros(1, 2, 2)
         )
+
+
+def test_tdmpc2_mppi_plan_is_pinned() -> None:
+    """A fixed-seed TD-MPC2 plan, recorded before MPPI became a planner component: the
+    refactor must keep MPPI numerically exact (tdmpc2:ci, two act calls, second warm-started)."""
+    torch.manual_seed(0)
+    model = TDMPC2(get_config("tdmpc2:ci"))
+    obs = torch.randn(2, 24)
+    torch.manual_seed(1)
+    first, state = model.act(obs)
+    second, state = model.act(obs, state, eval_mode=True)
+    torch.testing.assert_close(
+        first,
+        torch.tensor(
+            [
+                [-0.89743781, 0.44937161, -0.09089245, 0.78832066, -0.85883152, 1.0],
+                [-0.99687713, 0.44486883, -0.63775367, 0.50676060, -0.86190146, 0.75437444],
+            ]
+        ),
+        atol=1e-6,
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        second,
+        torch.tensor(
+            [
+                [1.0, -1.0, -0.80656374, 1.0, -0.53285122, 1.0],
+                [0.15146762, 0.11666960, 0.80181634, -0.14096549, 0.06369892, 0.91570842],
+            ]
+        ),
+        atol=1e-6,
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        state["prev_mean"][0, 0],
+        torch.tensor([0.54698211, -0.08106849, -0.85177565, 0.71920216, -0.19997284, 0.38347983]),
+        atol=1e-6,
+        rtol=0,
+    )

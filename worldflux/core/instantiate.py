@@ -168,9 +168,10 @@ def shipped_targets() -> frozenset[str]:
     names: set[str] = set()
     for path in sorted(conf_dir().rglob("*.yaml")):
         _collect_targets(yaml.safe_load(path.read_text()), names)
-    for dotted in FAMILIES.values():
-        module_name, _, cls_name = dotted.rpartition(".")
-        cls = getattr(importlib.import_module(module_name), cls_name)
+    from worldflux.config import config_class
+
+    for family in FAMILIES:
+        cls = config_class(family)
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
                 _collect_targets({f.name: f.default}, names)

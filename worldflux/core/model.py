@@ -11,7 +11,13 @@ episode), the reward ``reward[t]`` received on arriving, and flags ``first[t]`` 
     {"obs": (B, T, *obs_shape) or {name: (B, T, *shape)},   # images may be uint8 in [0, 255]
      "action": (B, T, A) float,  # one-hot for discrete actions, [-1, 1] for continuous ones
      "reward": (B, T) float, "first": (B, T) bool, "terminal": (B, T) bool,
-     "task": (B,) long, optional, multitask families only}
+     "task": (B,) long, optional, multitask families only,
+     "goal": (B, *obs_shape) or {name: (B, *shape)}, optional, goal-conditioned data only}
+
+``goal`` is a goal observation in the observation format (one per sequence). Goal-reaching
+environments provide it with ``env.goal_observation()`` (same format as their observations, fixed
+for the episode; their ``spec.extras["goal"]`` is ``True``), and ``act(obs, state, goal=...)``
+plans toward it with a planner whose objective is ``goal`` (docs/planning.md).
 
 Observation modalities (``WorldModelConfig.modalities``) are ``vector`` ``(D,)``, ``image``
 ``(C, H, W)`` and ``video`` ``(T', C, H, W)``, a clip of ``T'`` frames per step, so a video

@@ -9,6 +9,9 @@ learning is easy to see in the returns. Observations are the grid rendered as an
 discrete actions (left, stay, right) or by one continuous action whose sign and magnitude pick the
 move (``action="continuous"``), so both the DreamerV3 and the TD-MPC2 families can train on it.
 
+:class:`Reach` is a goal-reaching point mass (vector or image observations) whose
+``goal_observation()`` returns the goal as an observation, for goal planners.
+
 :class:`Dummy` environments (discrete/continuous x image/vector) produce deterministic
 observations in microseconds for tests.
 """
@@ -182,3 +185,93 @@ class Dummy(Env):
         if space.kind == "image":
             return {SINGLE: np.full(space.shape, self._t % 256, dtype=np.uint8)}
         return {SINGLE: np.full(space.shape, self._t / self.episode_length, dtype=np.float32)}
+
+
+class Reach(Env):
+    """Move a point mass to a goal in the square ``[-1, 1]^2`` (a goal-reaching environment).
+
+    Each episode draws a start and a goal position. The action ``(2,)`` in ``[-1, 1]`` moves the
+    point by ``step_size * action`` (clipped to the square); the reward is minus the distance to
+    the goal, and the episode ends (terminated) within ``radius`` of the goal or is truncated
+    after ``max_steps``. Observations show the point only: its position (``obs="vector"``,
+    ``(2,)``) or a ``(3, size, size)`` uint8 image with the point drawn as a square
+    (``obs="image"``).
+
+    Goal convention (every goal-reaching environment): :meth:`goal_observation` returns the goal
+    as an observation in the same format as :meth:`reset` and :meth:`step` (what the agent would
+    observe at the goal), fixed for the episode; ``spec.extras["goal"]`` is ``True``.
+
+    Args:
+        obs: ``"vector"`` or ``"image"``.
+        step_size: distance moved by a full action.
+        radius: success distance.
+        max_steps: steps before truncation.
+        size: image side in pixels.
+        seed: seed of the start and goal positions.
+    """
+
+    def __init__(
+        self,
+        obs: str = "vector",
+        step_size: float = 0.2,
+        radius: float = 0.1,
+        max_steps: int = 50,
+        size: int = 16,
+        seed: int | None = None,
+    ) -> None:
+        _check_choice("obs", obs, ("image", "vector"))
+        if step_size <= 0 or radius <= 0 or max_steps < 1 or size < 4:
+            raise ConfigError(
+                f"Reach needs step_size > 0, radius > 0, max_steps >= 1 and size >= 4; got "
+                f"step_size={step_size}, radius={radius}, max_steps={max_steps}, size={size}"
+            )
+        self.obs_kind, self.size = obs, size
+        self.step_size, self.radius, self.max_steps = step_size, radius, max_steps
+        space = ObsSpace("image", (3, size, size)) if obs == "image" else ObsSpace("vector", (2,))
+        self.spec = EnvSpec({SINGLE: space}, "continuous", 2, extras={"goal": True})
+        self._rng = np.random.default_rng(seed)
+        self.position = np.zeros(2, dtype=np.float32)
+        self.goal = np.zeros(2, dtype=np.float32)
+        self._t = 0
+
+    def reset(self, seed: int | None = None) -> Obs:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.position = self._rng.uniform(-0.9, 0.9, 2).astype(np.float32)
+        self.goal = self._rng.uniform(-0.9, 0.9, 2).astype(np.float32)
+        self._t = 0
+        return self._observe(self.position)
+
+    def distance(self) -> float:
+        """Distance from the point to the goal."""
+        return float(np.linalg.norm(self.position - self.goal))
+
+    def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool]:
+        action = self.check_action(action)
+        move = self.step_size * np.clip(action, -1.0, 1.0)
+        self.position = np.clip(self.position + move, -1.0, 1.0).astype(np.float32)
+        self._t += 1
+        dist = self.distance()
+        return self._observe(self.position), -dist, dist < self.radius, self._t >= self.max_steps
+
+    def goal_observation(self) -> Obs:
+        """The goal as an observation (see the class docstring's goal convention)."""
+        return self._observe(self.goal)
+
+    def _image(self, pos: np.ndarray) -> np.ndarray:
+        img = np.zeros((self.size, self.size, 3), dtype=np.uint8)
+        # pixel centre of the point; a 2x2 square keeps sub-cell moves visible
+        cx, cy = ((pos + 1.0) / 2.0 * (self.size - 2)).round().astype(int)
+        img[cy : cy + 2, cx : cx + 2] = _COLOURS[2]
+        return img
+
+    def render(self) -> np.ndarray:
+        img = self._image(self.position)
+        gx, gy = ((self.goal + 1.0) / 2.0 * (self.size - 2)).round().astype(int)
+        img[gy : gy + 2, gx : gx + 2] = np.maximum(img[gy : gy + 2, gx : gx + 2], _COLOURS[1])
+        return img
+
+    def _observe(self, pos: np.ndarray) -> Obs:
+        if self.obs_kind == "image":
+            return {SINGLE: np.ascontiguousarray(self._image(pos).transpose(2, 0, 1))}
+        return {SINGLE: pos.astype(np.float32).copy()}

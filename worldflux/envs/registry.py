@@ -31,7 +31,7 @@ RESERVED = ("suite", "id", "num_envs")
 def _embedded(name: str) -> type[Env]:
     from worldflux.envs import embedded
 
-    table = {"catch": embedded.Catch}
+    table = {"catch": embedded.Catch, "reach": embedded.Reach}
     if name not in table:
         raise ConfigError(
             f"unknown embedded environment {name!r}.{suggest(name, table)} "

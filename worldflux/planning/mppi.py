@@ -10,45 +10,30 @@ bootstrapped value, keep the ``num_elites`` best and refit mean and standard dev
 weights ``exp(temperature * (value - max))``. The action is drawn from the last elites by their
 weights, plus exploration noise of the final standard deviation unless ``eval_mode``.
 
+With ``objective: goal`` the score of a sequence is minus the distance of its last predicted
+latent to the goal latent (:mod:`worldflux.planning.objectives`); everything else is unchanged.
+
 Axis legend: ``B`` environments, ``S`` samples per environment, ``E`` elites, ``H`` horizon,
 ``A`` action size, ``Z`` latent size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from worldflux.errors import ShapeError
-from worldflux.planning.protocol import LatentPlanningModel, has_policy, has_termination
+from worldflux.planning.base import Planner, PlanResult
+from worldflux.planning.objectives import discounted_return
+from worldflux.planning.protocol import PlanningError, has_policy
+
+__all__ = ["MPPIPlanner", "PlanResult"]
 
 
-@dataclass
-class PlanResult:
-    """What :meth:`MPPIPlanner.plan` returns.
-
-    Attributes:
-        action: the action to execute ``(B, A)``.
-        mean: the final sampling mean ``(B, H, A)`` (the warm start of the next call).
-        std: the final sampling standard deviation ``(B, H, A)``.
-        elite_value: estimated returns of the last elites ``(B, E)``.
-        iteration_value: mean estimated return of the elites per iteration ``(iterations, B)``.
-    """
-
-    action: Tensor
-    mean: Tensor
-    std: Tensor
-    elite_value: Tensor
-    iteration_value: Tensor
-
-
-class MPPIPlanner:
-    """MPPI over a :class:`~worldflux.planning.protocol.LatentPlanningModel`.
+class MPPIPlanner(Planner):
+    """MPPI over a model that implements :mod:`worldflux.planning.protocol`.
 
     Args:
-        action_dim: action size ``A``; actions live in ``[-1, 1]``.
+        action_dim: action size ``A``.
         horizon: planning horizon ``H``.
         iterations: refinement iterations.
         num_samples: action sequences per environment per iteration (policy ones included).
@@ -56,7 +41,10 @@ class MPPIPlanner:
         num_pi_trajs: sequences rolled out by the policy prior (0 when the model has none).
         min_std, max_std: clamp of the sampling standard deviation (``max_std`` is the initial one).
         temperature: inverse temperature of the elite weights.
+        objective, goal_metric, action_low, action_high: see :class:`~worldflux.planning.base.Planner`.
     """
+
+    name = "mppi"
 
     def __init__(
         self,
@@ -69,14 +57,17 @@ class MPPIPlanner:
         min_std: float = 0.05,
         max_std: float = 2.0,
         temperature: float = 0.5,
+        objective: str = "return",
+        goal_metric: str = "l2",
+        action_low: float = -1.0,
+        action_high: float = 1.0,
     ) -> None:
+        super().__init__(action_dim, horizon, objective, goal_metric, action_low, action_high)
         if not 0 <= num_pi_trajs < num_samples or not 0 < num_elites <= num_samples:
-            raise ValueError(
+            raise PlanningError(
                 f"need 0 <= num_pi_trajs < num_samples and 0 < num_elites <= num_samples, got "
                 f"{num_pi_trajs}, {num_samples}, {num_elites}"
             )
-        self.action_dim = int(action_dim)
-        self.horizon = int(horizon)
         self.iterations = int(iterations)
         self.num_samples = int(num_samples)
         self.num_elites = int(num_elites)
@@ -85,43 +76,22 @@ class MPPIPlanner:
         self.max_std = float(max_std)
         self.temperature = float(temperature)
 
-    # ------------------------------------------------------------------ value of a sequence
     def estimate_value(
         self,
-        model: LatentPlanningModel,
+        model: object,
         z: Tensor,
         actions: Tensor,
         discount: Tensor,
         task: Tensor | None,
     ) -> Tensor:
-        """Discounted return ``(N,)`` of ``actions (H, N, A)`` from ``z (N, Z)``.
+        """Discounted return ``(N,)`` of ``actions (H, N, A)`` from ``z (N, Z)`` (see
+        :func:`~worldflux.planning.objectives.discounted_return`)."""
+        return discounted_return(model, z, actions, discount, task)
 
-        ``sum_t gamma^t r_t + gamma^H Q(z_H, pi(z_H))``, cut at the first predicted termination
-        (probability > 0.5) when the model predicts terminations; ``discount`` is ``(N,)``.
-        """
-        ret = torch.zeros(z.shape[0], device=z.device, dtype=z.dtype)
-        scale = torch.ones_like(ret)
-        alive = torch.ones_like(ret)
-        terminating = has_termination(model)
-        for t in range(actions.shape[0]):
-            reward = model.plan_reward(z, actions[t], task)
-            z = model.plan_next(z, actions[t], task)
-            ret = ret + scale * alive * reward
-            scale = scale * discount
-            if terminating:
-                p_end = model.plan_termination(z, task)  # type: ignore[attr-defined]
-                if p_end is not None:
-                    alive = alive * (p_end <= 0.5).to(alive.dtype)
-        # Bootstrap with the policy prior's action, or the sequence's last one without a policy.
-        policy = getattr(model, "plan_policy", None) if has_policy(model) else None
-        final_action = policy(z, task) if policy is not None else actions[-1]
-        return ret + scale * alive * model.plan_value(z, final_action, task)
-
-    # ------------------------------------------------------------------ planning
     @torch.no_grad()
     def plan(
         self,
-        model: LatentPlanningModel,
+        model: object,
         z: Tensor,
         *,
         prev_mean: Tensor | None = None,
@@ -129,19 +99,10 @@ class MPPIPlanner:
         task: Tensor | None = None,
         action_mask: Tensor | None = None,
         eval_mode: bool = False,
+        goal: Tensor | None = None,
     ) -> PlanResult:
-        """Plan from the latent states ``z (B, Z)`` of ``B`` environments.
-
-        Args:
-            model: the latent model.
-            z: current latent state per environment.
-            prev_mean: previous plan ``(B, H, A)``; it is shifted one step forward as the warm
-                start (zeros, or ``None``, for environments that just started).
-            discount: scalar or per-environment ``(B,)`` discount.
-            task: optional ``(B,)`` task ids passed through to the model.
-            action_mask: optional ``(B, A)`` 0/1 mask of the action dimensions in use.
-            eval_mode: skip the exploration noise on the returned action.
-        """
+        """Plan from ``z (B, Z)``; see :meth:`worldflux.planning.base.Planner.plan`."""
+        self.check(model, goal)
         b, dev = z.shape[0], z.device
         h, a_dim, s = self.horizon, self.action_dim, self.num_samples
         p = self.num_pi_trajs if has_policy(model) else 0
@@ -158,26 +119,20 @@ class MPPIPlanner:
                 act = model.plan_policy(zp, tp)  # type: ignore[attr-defined]
                 actions[t, :, :p] = act.reshape(b, p, a_dim)
                 if t < h - 1:
-                    zp = model.plan_next(zp, act, tp)
+                    zp = model.plan_next(zp, act, tp)  # type: ignore[attr-defined]
 
-        mean = torch.zeros(b, h, a_dim, device=dev, dtype=z.dtype)
-        if prev_mean is not None:
-            if prev_mean.shape != (b, h, a_dim):
-                raise ShapeError(
-                    f"prev_mean must have shape (B, H, A) = {(b, h, a_dim)}, got "
-                    f"{tuple(prev_mean.shape)}"
-                )
-            mean[:, :-1] = prev_mean[:, 1:]
+        mean = self.warm_start(prev_mean, z)
         std = torch.full_like(mean, self.max_std)
         zs, ts, ds = z.repeat_interleave(s, dim=0), flat_task(s), disc.repeat_interleave(s)
+        gs = None if goal is None else goal.repeat_interleave(s, dim=0)
         best = []
         for _ in range(self.iterations):
             noise = torch.randn(h, b, s - p, a_dim, device=dev, dtype=z.dtype)
             sampled = mean.transpose(0, 1).unsqueeze(2) + std.transpose(0, 1).unsqueeze(2) * noise
-            actions[:, :, p:] = sampled.clamp(-1, 1)
+            actions[:, :, p:] = self.clamp(sampled)
             if mask is not None:
                 actions = actions * mask
-            value = self.estimate_value(model, zs, actions.reshape(h, b * s, a_dim), ds, ts)
+            value = self.score(model, zs, actions.reshape(h, b * s, a_dim), ds, ts, gs)
             value = value.reshape(b, s).nan_to_num(0.0)
             elite_value, idx = torch.topk(value, self.num_elites, dim=1)  # (B, E)
             elites = torch.gather(actions, 2, idx[None, :, :, None].expand(h, b, -1, a_dim))
@@ -197,7 +152,7 @@ class MPPIPlanner:
         if not eval_mode:
             action = action + std[:, 0] * torch.randn_like(action)
         return PlanResult(
-            action=action.clamp(-1, 1),
+            action=self.clamp(action),
             mean=mean,
             std=std,
             elite_value=elite_value,

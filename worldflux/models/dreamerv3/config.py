@@ -65,6 +65,8 @@ class DreamerV3Config(WorldModelConfig):
         ac_grads: let the actor-critic losses reach the start states (official: off).
         batch_size, batch_length, train_ratio: data settings the training loop reads.
         encoder, dynamics, decoder, reward_head, continue_head, policy, value: component nodes.
+        planner: a ``planner`` group node (``conf/planner/``): act by planning with it in the
+            latent space; ``None`` (default) acts with the actor.
     """
 
     #: Observation/action settings of the official parameter counts (``meta.official_params``).
@@ -217,6 +219,7 @@ class DreamerV3Config(WorldModelConfig):
     value: Any = _component(
         "heads.TwoHotHead", layers=3, bins=255, outscale=0.0, act="silu", norm="rms"
     )
+    planner: Any = None
 
     @property
     def discount(self) -> float:

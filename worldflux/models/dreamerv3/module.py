@@ -31,11 +31,12 @@ from worldflux.models.dreamerv3.losses import (
     total_loss,
     world_model_losses,
 )
+from worldflux.models.dreamerv3.planning import DreamerV3Planning
 
 State = dict[str, Tensor]
 
 
-class DreamerV3(WorldModel):
+class DreamerV3(DreamerV3Planning, WorldModel):
     """DreamerV3 (world model, actor and critic) built from a :class:`DreamerV3Config`."""
 
     config: DreamerV3Config
@@ -93,6 +94,7 @@ class DreamerV3(WorldModel):
             c.retnorm_rate, c.retnorm_limit, c.retnorm_perclo, c.retnorm_perchi
         )
         self.register_buffer("slow_count", torch.zeros((), dtype=torch.long))
+        self.planner = self.build_planner()  # None: act with the actor
 
     def _build_slow_value(self) -> None:
         """The slow critic: an EMA copy of ``value`` that is never trained directly."""
@@ -225,6 +227,7 @@ class DreamerV3(WorldModel):
         first: Tensor | None = None,
         eval_mode: bool = False,
         task: Any = None,
+        goal: Any = None,
     ) -> tuple[Tensor, State]:
         """Actions ``(B, A)`` for a batch of environments and the next agent state.
 
@@ -234,6 +237,7 @@ class DreamerV3(WorldModel):
             first: ``(B,)`` bool, environments that were just reset (their state is cleared).
             eval_mode: take the policy's mode instead of sampling.
             task: unused (single-task family).
+            goal: goal observations for a planner with ``objective: goal`` (``config.planner``).
 
         Returns:
             ``(action, state)``: one-hot rows for discrete actions, values in ``[-1, 1]`` for
@@ -255,6 +259,8 @@ class DreamerV3(WorldModel):
         _, carry = self.dynamics.observe(
             embed[:, None], state["action"][:, None], first[:, None], state
         )
+        if self.planner is not None:  # acting by latent planning (models/dreamerv3/planning.py)
+            return self.plan_act(carry, state, first, eval_mode=eval_mode, goal=goal)
         dist = self.policy(features(carry))
         action = dist.mode() if eval_mode else dist.sample()
         if self.config.action_kind == "continuous":

@@ -73,9 +73,11 @@ class TDMPC2Config(WorldModelConfig):
         batch_size: sequences per update (256 officially).
         batch_length: steps per sampled sequence, ``horizon + 1`` officially; longer sequences
             are cut into overlapping windows of ``horizon + 1`` steps.
-        mpc: plan with MPPI in :meth:`act`; ``False`` acts with the policy prior.
+        mpc: plan in :meth:`act` (MPPI, or ``planner``); ``False`` acts with the policy prior.
         horizon, iterations, num_samples, num_elites, num_pi_trajs, min_std, max_std,
             temperature: MPPI settings (``iterations`` grows by 2 when ``action_dim >= 20``).
+        planner: a ``planner`` group node (``conf/planner/``) to plan with instead; ``None``
+            plans with MPPI from the settings above.
         encoder, dynamics, reward, termination, policy, q_ensemble: component nodes.
     """
 
@@ -201,6 +203,7 @@ class TDMPC2Config(WorldModelConfig):
     min_std: float = 0.05
     max_std: float = 2.0
     temperature: float = 0.5
+    planner: Any = None
 
     # components
     encoder: Any = _component("Encoder", num_channels=32, shift_pad=3, latent_norm="simnorm")

@@ -9,7 +9,8 @@ ICLR 2024 (arXiv:2310.16828). Reference implementation: nicklashansen/tdmpc2, re
 The model is implicit (no decoder): an encoder maps observations to a SimNorm latent ``z``, a
 latent dynamics MLP predicts ``z'``, heads predict reward (two-hot), optional termination, a
 squashed-Gaussian policy prior and an ensemble of two-hot Q-functions with an EMA target copy.
-Acting plans with MPPI (:mod:`worldflux.planning`) or uses the policy prior.
+Acting plans with MPPI, or the planner of ``config.planner`` (:mod:`worldflux.planning`), or
+uses the policy prior.
 
 Axis legend: ``B`` batch / environments, ``T`` time, ``H`` horizon, ``E`` Q ensemble members,
 ``A`` action size, ``Z`` latent size, ``K`` two-hot bins.
@@ -35,7 +36,7 @@ from worldflux.models.tdmpc2.losses import (
 )
 from worldflux.models.tdmpc2.networks import count_parameters, init_weights
 from worldflux.models.tdmpc2.training import TDMPC2Training
-from worldflux.planning import MPPIPlanner
+from worldflux.planning import MPPIPlanner, Planner, PlanningError, build_planner
 
 #: How far outside [-1, 1] an action may stray (float rounding of a tanh or of a rescale).
 ACTION_TOLERANCE = 1e-4
@@ -112,7 +113,14 @@ class TDMPC2(TDMPC2Training):
         self.register_buffer("discounts", discount_vector(c.task_discounts()))
         self.register_buffer("bins", two_hot_bins(c.num_bins, c.vmin, c.vmax), persistent=False)
         self.scale = RunningScale(c.tau)
-        self.planner = MPPIPlanner(
+        self.planner = self._build_planner()
+
+    def _build_planner(self) -> Planner:
+        """The planner of ``config.planner``, else MPPI with the preset's settings (the default)."""
+        c = self.config
+        if c.planner:
+            return build_planner(c.planner, c.action_dim)
+        return MPPIPlanner(
             c.action_dim,
             horizon=c.horizon,
             iterations=c.planning_iterations,
@@ -379,6 +387,11 @@ class TDMPC2(TDMPC2Training):
         """Sampled policy-prior action ``(N, A)`` for the planner."""
         return self.pi(z, task)["action"]
 
+    def plan_encode(self, obs: Any, task: Tensor | None) -> Tensor:
+        """Latent ``(B, Z)`` of (goal) observations ``(B, *obs_shape)`` for goal planning."""
+        obs = self._check_obs(obs, 1)
+        return self._encode(obs, task)
+
     def plan_termination(self, z: Tensor, task: Tensor | None) -> Tensor | None:
         """Termination probability ``(N,)`` for the planner (``None`` if not episodic)."""
         logit = self.termination_logit(z, task)
@@ -395,6 +408,7 @@ class TDMPC2(TDMPC2Training):
         t0: Any = None,
         eval_mode: bool = False,
         task: Any = None,
+        goal: Any = None,
     ) -> tuple[Tensor, Any]:
         """Actions ``(B, A)`` in ``[-1, 1]`` for ``B`` environments.
 
@@ -406,6 +420,8 @@ class TDMPC2(TDMPC2Training):
             t0: bool or ``(B,)`` bool, same meaning as ``first`` (the official name).
             eval_mode: act with the mean (policy) or without exploration noise (MPPI).
             task: task id (int or ``(B,)``) for multitask models.
+            goal: goal observations ``(B, *obs_shape)`` for a planner with ``objective: goal``
+                (encoded, then the planner minimises the latent distance to them).
 
         Returns:
             ``(action, state)``; with ``mpc=False`` the state is passed through unchanged.
@@ -417,7 +433,10 @@ class TDMPC2(TDMPC2Training):
         self.train(False)
         try:
             z = self._encode(obs, task)
+            goal_z = None if goal is None else self.plan_encode(goal, task)
             if not self.config.mpc:
+                if goal_z is not None:
+                    raise PlanningError("a goal needs planning: mpc=false acts with the policy")
                 sample = self.pi(z, task)
                 return (sample["mean"] if eval_mode else sample["action"]), state
             prev = None if state is None else state["prev_mean"].to(z.device)
@@ -435,6 +454,7 @@ class TDMPC2(TDMPC2Training):
                 task=task,
                 action_mask=self._mask(task),
                 eval_mode=eval_mode,
+                goal=goal_z,
             )
             return result.action, {"prev_mean": result.mean}
         finally:
