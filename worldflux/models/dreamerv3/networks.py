@@ -24,17 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
-from worldflux.models.dreamerv3.fused import sigmoid_squared_error
-from worldflux.models.dreamerv3.layers import (
-    MLP,
-    BlockLinear,
-    ChannelNormAct,
-    Conv2d,
-    Dense,
-    Linear,
-    UpConv2d,
-)
+from worldflux.nn.conv import ChannelNormAct, UpConv2d, conv_stack, upconv_stack
 from worldflux.nn.functional import symlog
+from worldflux.nn.fused import sigmoid_squared_error
+from worldflux.nn.layers import MLP, BlockLinear, Dense, Linear
 
 
 def split_modalities(modalities: Mapping[str, Mapping[str, Any]]) -> tuple[list, list]:
@@ -88,16 +81,10 @@ class SimpleEncoder(nn.Module):
             self.out_dim += units
         if self.img_keys:
             chans, _, _, hmin, wmin = image_geometry(modalities, self.img_keys, len(mults))
-            blocks: list[nn.Module] = []
-            for mult in mults:
-                if strided:  # official `strided: True`: stride-2 convs instead of max-pooling
-                    blocks.append(Conv2d(chans, depth * mult, kernel, stride=2))
-                else:
-                    blocks += [Conv2d(chans, depth * mult, kernel), nn.MaxPool2d(2)]
-                blocks.append(ChannelNormAct(norm, depth * mult, act))
-                chans = depth * mult
-            self.cnn = nn.Sequential(*blocks)
-            self.out_dim += chans * hmin * wmin
+            # official `strided: True`: stride-2 convs instead of conv + max-pooling
+            depths = [depth * m for m in mults]
+            self.cnn = conv_stack(chans, depths, kernel, norm, act, strided)
+            self.out_dim += depths[-1] * hmin * wmin
 
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
         outs = []
@@ -171,12 +158,8 @@ class SimpleDecoder(nn.Module):
         else:
             self.space = Linear(deter + stoch, size)
         self.spnorm = ChannelNormAct(norm, depths[-1], act)
-        ups, prev = [], depths[-1]
-        for d in reversed(depths[:-1]):
-            ups += [UpConv2d(prev, d, kernel), ChannelNormAct(norm, d, act)]
-            prev = d
-        self.cnn = nn.Sequential(*ups)
-        self.imgout = UpConv2d(prev, chans, kernel, outscale)
+        self.cnn = upconv_stack(depths[-1], depths[-2::-1], kernel, norm, act)
+        self.imgout = UpConv2d(depths[0], chans, kernel, outscale)
 
     def forward(self, deter: Tensor, stoch: Tensor) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
