@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -60,27 +61,51 @@ def config_class(family: str) -> type[WorldModelConfig]:
     return getattr(importlib.import_module(module_name), cls_name)
 
 
+#: Component slots whose config group is shared across families (``conf/model/<slot>/``).
+SHARED_SLOTS = ("encoder",)
+
+
+def component_group(family: str, slot: str) -> tuple[Path, str]:
+    """The folder of ``slot``'s component files for ``family`` and its Hydra group name.
+
+    A family's own group (``conf/model/<family>/<slot>/``) comes first; otherwise the slot's
+    shared group (``conf/model/<slot>/``, e.g. ``encoder``), whose files fit every family that
+    follows the slot's contract. Raises :class:`ComponentError` listing the valid slots.
+    """
+    model_root = catalog.conf_dir() / "model"
+    for group in (f"{family}/{slot}", slot):
+        if (model_root / group).is_dir() and list((model_root / group).glob("*.yaml")):
+            return model_root / group, f"model/{group}"
+    own = sorted(p.name for p in (model_root / family).iterdir() if p.is_dir())
+    shared = sorted(p.name for p in model_root.iterdir() if p.name in SHARED_SLOTS and p.is_dir())
+    raise ComponentError(
+        f"unknown component slot {slot!r} for family {family!r}; valid slots: {own + shared}"
+    )
+
+
+def component_file(family: str, slot: str, choice: str) -> Path:
+    """The YAML file of component ``choice`` for ``slot`` of ``family`` (see :func:`component_group`)."""
+    folder, _ = component_group(family, slot)
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    if choice not in options:
+        raise ComponentError(
+            f"unknown component {choice!r} for slot {slot!r}; valid ids: {options}"
+            f"{suggest(choice, options)}"
+        )
+    return folder / f"{choice}.yaml"
+
+
 def component_override_args(family: str, overrides: Mapping[str, Any] | None) -> list[str]:
     """Hydra overrides selecting component files, for the string values of ``overrides``."""
     args = []
     for slot, choice in (overrides or {}).items():
         if not isinstance(choice, str):
             continue
-        group = catalog.conf_dir() / "model" / family / slot
-        if not group.is_dir():
-            valid = sorted(
-                p.name for p in (catalog.conf_dir() / "model" / family).iterdir() if p.is_dir()
-            )
-            raise ComponentError(
-                f"unknown component slot {slot!r} for family {family!r}; valid slots: {valid}"
-            )
-        options = sorted(p.stem for p in group.glob("*.yaml"))
-        if choice not in options:
-            raise ComponentError(
-                f"unknown component {choice!r} for slot {slot!r}; valid ids: {options}"
-                f"{suggest(choice, options)}"
-            )
-        args.append(f"model/{family}/{slot}@model.{slot}={choice}")
+        component_file(family, slot, choice)  # raises with the valid slots / ids
+        _, group = component_group(family, slot)
+        # a shared group's default package is already model.<slot>, and Hydra names it so
+        package = "" if group == f"model/{slot}" else f"@model.{slot}"
+        args.append(f"{group}{package}={choice}")
     return args
 
 

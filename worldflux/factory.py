@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from worldflux import catalog
 from worldflux.config import (
     apply_overrides,
+    component_file,
     component_override_args,
     compose_model,
     config_class,
@@ -201,11 +202,8 @@ def _swap_components(config: WorldModelConfig, choices: Mapping[str, str]) -> Wo
     import yaml
 
     data = config.to_dict()
-    for arg in component_override_args(config.family, choices):
-        group, choice = arg.split("=")
-        slot = group.rsplit(".", 1)[-1]
-        path = catalog.conf_dir() / "model" / config.family / slot / f"{choice}.yaml"
-        data[slot] = yaml.safe_load(path.read_text())
+    for slot, choice in choices.items():
+        data[slot] = yaml.safe_load(component_file(config.family, slot, choice).read_text())
     return structured_to_object(type(config), data)
 
 

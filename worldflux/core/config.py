@@ -144,6 +144,11 @@ def structured_to_object(cls: type, data: Mapping[str, Any] | Any) -> Any:
             f"unknown config key {key!r} for {cls.__name__}.{suggest(key, field_names(cls))}"
         )
     schema = OmegaConf.structured(cls)
+    for key, value in data.items():
+        if isinstance(value, Mapping) and "_target_" in value:
+            # A component node replaces the default one: merging would leak the default
+            # class's arguments into another class (e.g. a swapped encoder).
+            schema[key] = {}
     try:
         merged = OmegaConf.merge(schema, data)
         obj = OmegaConf.to_object(merged)

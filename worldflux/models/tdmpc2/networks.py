@@ -11,7 +11,8 @@ size, ``K`` number of two-hot bins, ``C, Hh, W`` image channels, height, width.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,12 @@ from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
 from worldflux.nn.conv import ShiftAug
+from worldflux.nn.encoders import (
+    as_observation_dict,
+    check_host_sizes,
+    image_unit_float,
+    observation_modalities,
+)
 from worldflux.nn.layers import EnsembleLinear, SimNorm, normed_mlp
 
 # The official names of the helpers, kept for the comparison scripts and tests.
@@ -50,6 +57,10 @@ def latent_activation(latent_norm: str, simnorm_dim: int) -> nn.Module:
 class Encoder(nn.Module):
     """Observation encoder ending in SimNorm (or LayerNorm only, ``latent_norm="layernorm"``).
 
+    It follows the encoder contract of :mod:`worldflux.nn.encoders` (``obs_shape`` or
+    ``modalities``, ``out_dim``, tensor or mapping input), so DreamerV3 can host it too; widths
+    the host does not pass default to the ``tdmpc2:5m`` sizes.
+
     Vectors ``(D,)`` go through an MLP with ``max(num_enc_layers - 1, 1)`` hidden layers of
     ``enc_dim`` (input ``D + task_dim``); 64x64 images go through ShiftAug, centring to
     ``[-0.5, 0.5]`` and four ReLU convolutions of ``num_channels`` whose flattened output
@@ -58,20 +69,31 @@ class Encoder(nn.Module):
 
     def __init__(
         self,
-        obs_shape: Sequence[int],
-        latent_dim: int,
-        enc_dim: int,
-        num_enc_layers: int,
-        simnorm_dim: int,
+        obs_shape: Sequence[int] | None = None,
+        latent_dim: int = 512,
+        enc_dim: int = 256,
+        num_enc_layers: int = 2,
+        simnorm_dim: int = 8,
         task_dim: int = 0,
         num_channels: int = 32,
         shift_pad: int = 3,
         latent_norm: str = "simnorm",
+        *,
+        modalities: Mapping[str, Any] | None = None,
+        **host_sizes: Any,
     ) -> None:
         super().__init__()
+        check_host_sizes("Encoder", host_sizes)
+        spec = observation_modalities(modalities, obs_shape)
+        if len(spec) != 1:
+            raise ConfigError(
+                f"TD-MPC2's encoder takes one observation modality, got {sorted(spec)}"
+            )
+        self.key, only = next(iter(spec.items()))
         act = latent_activation(latent_norm, simnorm_dim)
-        self.obs_shape = tuple(int(s) for s in obs_shape)
-        self.is_image = len(self.obs_shape) == 3
+        self.obs_shape = tuple(int(s) for s in only["shape"])
+        self.is_image = only["kind"] == "image"
+        self.out_dim = latent_dim
         if self.is_image:
             if num_channels * 16 != latent_dim:
                 raise ConfigError(
@@ -92,14 +114,16 @@ class Encoder(nn.Module):
             )
         else:
             hidden = max(num_enc_layers - 1, 1) * [enc_dim]
-            self.net = mlp(self.obs_shape[0] + task_dim, hidden, latent_dim, act=act)
+            self.net = normed_mlp(self.obs_shape[0] + task_dim, hidden, latent_dim, act=act)
 
-    def forward(self, obs: Tensor) -> Tensor:
-        """``obs (B, D + task_dim)`` or ``(B, C, 64, 64)`` (float in [0, 1]) -> ``z (B, Z)``."""
+    def forward(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor:
+        """``obs (B, D + task_dim)`` or ``(B, C, 64, 64)`` (float in [0, 1] or uint8), or a
+        one-entry mapping of it -> ``z (B, Z)``."""
+        obs = as_observation_dict(obs, [self.key])[self.key]
         if self.is_image:
             # ShiftAug is linear in intensity, so shifting [0, 1] images then centring equals
             # the official shift of [0, 255] images followed by x / 255 - 0.5.
-            return self.net(self.aug(obs.float()) - 0.5)
+            return self.net(self.aug(image_unit_float(obs)) - 0.5)
         return self.net(obs)
 
 
