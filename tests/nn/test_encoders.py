@@ -116,6 +116,7 @@ def test_train_entry_point_with_a_swapped_encoder(tmp_path: Path) -> None:
         "worldflux.train",
         "model=tdmpc2/ci",
         "env=dummy/continuous_image",
+        "+env.image_size=64",
         "model/encoder=dreamerv3_simple",
         "device=cpu",
         "threads=1",
