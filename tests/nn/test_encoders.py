@@ -53,18 +53,22 @@ def test_both_encoders_take_both_forms_and_report_out_dim() -> None:
     assert projected.out_dim == 8 and torch.allclose(z.view(4, 2, 4).sum(-1), torch.ones(4, 2))
 
 
-def test_tdmpc2_trains_with_dreamerv3_cnn_encoder_on_images() -> None:
+@pytest.mark.parametrize("shape", [IMAGE, (24,)], ids=["image", "vector"])
+def test_tdmpc2_trains_with_dreamerv3_encoder(shape: tuple[int, ...]) -> None:
     model = create_world_model(
-        "tdmpc2:ci", obs_shape=IMAGE, component_overrides={"encoder": "dreamerv3_simple"}
+        "tdmpc2:ci", obs_shape=shape, component_overrides={"encoder": "dreamerv3_simple"}
     )
-    assert isinstance(model.encoder, SimpleEncoder) and model.encoder.img_keys == ["obs"]
+    assert isinstance(model.encoder, SimpleEncoder)
+    assert (model.encoder.img_keys if len(shape) == 3 else model.encoder.vec_keys) == ["obs"]
     assert model.encoder.out_dim == model.config.latent_dim
     g = torch.Generator().manual_seed(0)
     b, t = 4, model.config.batch_length
     first = torch.zeros(b, t, dtype=torch.bool)
     first[:, 0] = True
     batch = {
-        "obs": torch.randint(0, 256, (b, t, *IMAGE), dtype=torch.uint8, generator=g),
+        "obs": torch.randint(0, 256, (b, t, *shape), dtype=torch.uint8, generator=g)
+        if len(shape) == 3
+        else torch.randn(b, t, *shape, generator=g),
         "action": torch.rand(b, t, model.config.action_dim, generator=g) * 2 - 1,
         "reward": torch.rand(b, t, generator=g),
         "first": first,
