@@ -153,23 +153,25 @@ def test_tampered_config_cannot_call_arbitrary_code(tmp_path: Path) -> None:
 
 
 def _slot_and_alternative(name: str) -> tuple[str, str]:
+    from worldflux.config import SHARED_SLOTS, component_group
+
     family = get_config(name).family
     root = catalog.conf_dir() / "model" / family
-    for slot_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        options = sorted(p.stem for p in slot_dir.glob("*.yaml"))
+    for slot in sorted({p.name for p in root.iterdir() if p.is_dir()} | set(SHARED_SLOTS)):
+        options = sorted(p.stem for p in component_group(family, slot)[0].glob("*.yaml"))
         if len(options) > 1:
-            return slot_dir.name, options
+            return slot, options
     pytest.fail(f"family {family} has no slot with two component files")
 
 
 @pytest.mark.parametrize("name", CI_PRESETS)
 def test_component_override_by_id(name: str) -> None:
+    from worldflux.config import component_file
+
     slot, options = _slot_and_alternative(name)
     family = get_config(name).family
     for choice in options:
-        file_node = yaml.safe_load(
-            (catalog.conf_dir() / "model" / family / slot / f"{choice}.yaml").read_text()
-        )
+        file_node = yaml.safe_load(component_file(family, slot, choice).read_text())
         model = create_world_model(name, component_overrides={slot: choice})
         assert getattr(model.config, slot) == file_node  # a swap, never a merge
         assert type(getattr(model, slot)).__name__ == file_node["_target_"].rsplit(".", 1)[-1]

@@ -72,26 +72,46 @@ def config_class(family: str) -> type[WorldModelConfig]:
     )
 
 
-#: Component groups shared by every family, at ``conf/<slot>/`` (files ``# @package model.<slot>``).
+#: Component groups shared by every family at ``conf/<slot>/`` (files ``# @package model.<slot>``),
+#: e.g. the planners.
 SHARED_GROUPS = ("planner",)
 
+#: Component slots whose config group is shared across families (``conf/model/<slot>/``).
+SHARED_SLOTS = ("encoder",)
 
-def _shared_choice(slot: str, choice: str) -> str:
-    options = sorted(p.stem for p in (catalog.conf_dir() / slot).glob("*.yaml"))
+
+def component_group(family: str, slot: str) -> tuple[Path, str]:
+    """The folder of ``slot``'s component files for ``family`` and its Hydra group name.
+
+    A family's own group (``conf/model/<family>/<slot>/``) comes first; then the slot's shared
+    group (``conf/model/<slot>/``, e.g. ``encoder``), whose files fit every family that follows the
+    slot's contract; then a top-level group shared by all families (``conf/<slot>/``, e.g.
+    ``planner``). Raises :class:`ComponentError` listing the valid slots.
+    """
+    model_root = catalog.conf_dir() / "model"
+    for group in (f"{family}/{slot}", slot):
+        if (model_root / group).is_dir() and list((model_root / group).glob("*.yaml")):
+            return model_root / group, f"model/{group}"
+    if slot in SHARED_GROUPS and (catalog.conf_dir() / slot).is_dir():
+        return catalog.conf_dir() / slot, slot
+    own = sorted(p.name for p in (model_root / family).iterdir() if p.is_dir())
+    shared = sorted(p.name for p in model_root.iterdir() if p.name in SHARED_SLOTS and p.is_dir())
+    raise ComponentError(
+        f"unknown component slot {slot!r} for family {family!r}; valid slots: "
+        f"{own + shared + list(SHARED_GROUPS)}"
+    )
+
+
+def component_file(family: str, slot: str, choice: str) -> Path:
+    """The YAML file of component ``choice`` for ``slot`` of ``family`` (see :func:`component_group`)."""
+    folder, _ = component_group(family, slot)
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
     if choice not in options:
         raise ComponentError(
             f"unknown component {choice!r} for slot {slot!r}; valid ids: {options}"
             f"{suggest(choice, options)}"
         )
-    return choice
-
-
-def component_file(family: str, slot: str, choice: str) -> Path:
-    """Path of the component file ``choice`` of ``slot`` (family group or shared group)."""
-    group = catalog.conf_dir() / "model" / family / slot
-    if not group.is_dir() and slot in SHARED_GROUPS:
-        return catalog.conf_dir() / slot / f"{choice}.yaml"
-    return group / f"{choice}.yaml"
+    return folder / f"{choice}.yaml"
 
 
 def component_override_args(family: str, overrides: Mapping[str, Any] | None) -> list[str]:
@@ -100,24 +120,14 @@ def component_override_args(family: str, overrides: Mapping[str, Any] | None) ->
     for slot, choice in (overrides or {}).items():
         if not isinstance(choice, str):
             continue
-        group = catalog.conf_dir() / "model" / family / slot
-        if not group.is_dir() and slot in SHARED_GROUPS:
-            args.append(f"+{slot}={_shared_choice(slot, choice)}")
+        component_file(family, slot, choice)  # raises with the valid slots / ids
+        _, group = component_group(family, slot)
+        if group == slot:  # a top-level group shared by all families (conf/<slot>/)
+            args.append(f"+{slot}={choice}")
             continue
-        if not group.is_dir():
-            valid = sorted(
-                p.name for p in (catalog.conf_dir() / "model" / family).iterdir() if p.is_dir()
-            )
-            raise ComponentError(
-                f"unknown component slot {slot!r} for family {family!r}; valid slots: {valid}"
-            )
-        options = sorted(p.stem for p in group.glob("*.yaml"))
-        if choice not in options:
-            raise ComponentError(
-                f"unknown component {choice!r} for slot {slot!r}; valid ids: {options}"
-                f"{suggest(choice, options)}"
-            )
-        args.append(f"model/{family}/{slot}@model.{slot}={choice}")
+        # a shared model group's default package is already model.<slot>, and Hydra names it so
+        package = "" if group == f"model/{slot}" else f"@model.{slot}"
+        args.append(f"{group}{package}={choice}")
     return args
 
 

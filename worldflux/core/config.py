@@ -249,6 +249,11 @@ def structured_to_object(cls: type, data: Mapping[str, Any] | Any) -> Any:
         )
     check_types(cls, data)
     schema = OmegaConf.structured(cls)
+    for key, value in data.items():
+        if isinstance(value, Mapping) and "_target_" in value:
+            # A component node replaces the default one: merging would leak the default
+            # class's arguments into another class (e.g. a swapped encoder).
+            schema[key] = {}
     try:
         merged = OmegaConf.merge(schema, data)
         for key, value in data.items():

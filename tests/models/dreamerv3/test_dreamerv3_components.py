@@ -10,9 +10,11 @@ import torch.nn.functional as F
 
 from worldflux.models.dreamerv3.behavior import ReturnNorm, lambda_return
 from worldflux.models.dreamerv3.heads import Categorical, TwoHotHead, symexp_bins
-from worldflux.models.dreamerv3.layers import BlockLinear, UpConv2d
-from worldflux.models.dreamerv3.rssm import RSSM, categorical_kl, unimix_logprobs
+from worldflux.models.dreamerv3.rssm import RSSM, categorical_kl
+from worldflux.nn.conv import UpConv2d
+from worldflux.nn.distributions import unimix_logprobs
 from worldflux.nn.functional import symexp, symlog, twohot
+from worldflux.nn.layers import BlockLinear
 from worldflux.optim import LaProp
 
 
@@ -179,7 +181,7 @@ def test_decoder_losses_match_its_predictions(build) -> None:
 
 
 def test_fused_norm_act_matches_composite() -> None:
-    from worldflux.models.dreamerv3.fused import rms_norm_silu, sigmoid_squared_error
+    from worldflux.nn.fused import rms_norm_silu, sigmoid_squared_error
 
     x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
     scale = torch.rand(7, dtype=torch.float64, requires_grad=True)
@@ -200,7 +202,7 @@ def test_twohot_loss_equals_dense_cross_entropy() -> None:
 
 
 def test_strided_conv_uses_xla_same_padding() -> None:
-    from worldflux.models.dreamerv3.layers import Conv2d
+    from worldflux.nn.conv import Conv2d
 
     conv = Conv2d(2, 3, 5, stride=2)
     x = torch.randn(1, 2, 8, 8)

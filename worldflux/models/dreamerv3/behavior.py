@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from worldflux.models.dreamerv3.heads import BoundedNormal, Categorical, TwoHotHead
+from worldflux.models.dreamerv3.heads import TwoHotHead
+from worldflux.nn.distributions import BoundedNormal, Categorical
 
 
 def lambda_return(
@@ -162,10 +163,3 @@ def replay_value_loss(
     return weight[:, :-1] * (
         value_head.nll(logp, ret) + slowreg * value_head.nll(logp, slow_value[:, :-1])
     )
-
-
-@torch.no_grad()
-def ema_update(target: nn.Module, source: nn.Module, rate: float) -> None:
-    """``target <- rate * source + (1 - rate) * target`` over parameters."""
-    for tp, sp in zip(target.parameters(), source.parameters()):
-        tp.lerp_(sp, rate)

@@ -14,24 +14,21 @@ Axis legend: ``N`` flattened batch, ``F`` feature size, ``K`` bins, ``A`` action
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
-from worldflux.models.dreamerv3.layers import MLP, Linear
-from worldflux.nn.functional import symexp
+from worldflux.nn.distributions import (
+    BoundedNormal,
+    Categorical,
+    symexp_bins,
+    symmetric_expectation,
+    twohot_nll,
+)
+from worldflux.nn.layers import MLP, Linear
 
-
-def symexp_bins(num: int) -> Tensor:
-    """The official bin centres: ``symexp`` of ``num`` points evenly spaced in ``[-20, 20]``."""
-    if num % 2 == 1:
-        half = symexp(torch.linspace(-20.0, 0.0, (num - 1) // 2 + 1))
-        return torch.cat([half, -half[:-1].flip(0)])
-    half = symexp(torch.linspace(-20.0, 0.0, num // 2))
-    return torch.cat([half, -half.flip(0)])
+__all__ = ["BinaryHead", "BoundedNormal", "Categorical", "PolicyHead", "TwoHotHead", "symexp_bins"]
 
 
 class TwoHotHead(nn.Module):
@@ -60,35 +57,15 @@ class TwoHotHead(nn.Module):
 
     def pred(self, logits: Tensor) -> Tensor:
         """Expected value ``(...)``, summed from both ends toward the middle bin."""
-        probs = torch.softmax(logits, -1)
-        k = logits.shape[-1]
-        m = k // 2
-        if k % 2:
-            lo = (probs[..., :m] * self.bins[:m]).flip(-1)
-            hi = probs[..., m + 1 :] * self.bins[m + 1 :]
-            return (lo + hi).sum(-1) + probs[..., m] * self.bins[m]
-        lo = (probs[..., :m] * self.bins[:m]).flip(-1)
-        return (lo + probs[..., m:] * self.bins[m:]).sum(-1)
+        return symmetric_expectation(logits, self.bins)
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Cross-entropy ``(...)`` with the two-hot encoding of ``target (...)``."""
         return self.nll(torch.log_softmax(logits, -1), target)
 
     def nll(self, logprobs: Tensor, target: Tensor) -> Tensor:
-        """Cross-entropy ``(...)`` of log-probabilities ``(..., K)`` with ``twohot(target)``.
-
-        Gathers the two weighted bins instead of forming the dense two-hot target; the result
-        equals ``-(twohot(target, bins) * logprobs).sum(-1)``.
-        """
-        x = target.detach().float().contiguous()
-        k = self.bins.numel()
-        below = (torch.searchsorted(self.bins, x, right=True) - 1).clamp(0, k - 1)
-        above = (below + 1).clamp(max=k - 1)
-        lo, hi = self.bins[below], self.bins[above]
-        same = above == below
-        w_hi = torch.where(same, torch.zeros_like(x), ((x - lo) / (hi - lo)).clamp(0.0, 1.0))
-        picked = torch.gather(logprobs, -1, torch.stack([below, above], -1))
-        return -(picked[..., 0] * (1.0 - w_hi) + picked[..., 1] * w_hi)
+        """Cross-entropy ``(...)`` of log-probabilities ``(..., K)`` with ``twohot(target)``."""
+        return twohot_nll(logprobs, target, self.bins)
 
 
 class BinaryHead(nn.Module):
@@ -118,55 +95,6 @@ class BinaryHead(nn.Module):
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Negative log-likelihood ``(...)`` of the (soft) target."""
         return F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
-
-
-class Categorical:
-    """Categorical over one-hot actions, optionally mixed with ``unimix`` of the uniform."""
-
-    def __init__(self, logits: Tensor, unimix: float = 0.0) -> None:
-        self.logprobs = torch.log_softmax(logits, -1)
-        if unimix:
-            probs = (1 - unimix) * self.logprobs.exp() + unimix / logits.shape[-1]
-            self.logprobs = probs.log()
-        self.minent, self.maxent = 0.0, math.log(logits.shape[-1])
-
-    def sample(self) -> Tensor:
-        flat = self.logprobs.detach().exp().reshape(-1, self.logprobs.shape[-1])
-        index = torch.multinomial(flat, 1).view(self.logprobs.shape[:-1])
-        return F.one_hot(index, self.logprobs.shape[-1]).to(self.logprobs.dtype)
-
-    def mode(self) -> Tensor:
-        index = self.logprobs.argmax(-1)
-        return F.one_hot(index, self.logprobs.shape[-1]).to(self.logprobs.dtype)
-
-    def log_prob(self, action: Tensor) -> Tensor:
-        return (self.logprobs * action).sum(-1)
-
-    def entropy(self) -> Tensor:
-        return -(self.logprobs.exp() * self.logprobs).sum(-1)
-
-
-class BoundedNormal:
-    """Diagonal normal with a ``tanh`` mean and a bounded std; log-probs summed over ``A``."""
-
-    def __init__(self, mean: Tensor, std: Tensor, minstd: float, maxstd: float) -> None:
-        self.mean, self.std = mean, std
-        dims = mean.shape[-1]
-        self.minent = dims * (0.5 * math.log(2 * math.pi * minstd**2) + 0.5)
-        self.maxent = dims * (0.5 * math.log(2 * math.pi * maxstd**2) + 0.5)
-
-    def sample(self) -> Tensor:
-        return (self.mean + self.std * torch.randn_like(self.mean)).detach()
-
-    def mode(self) -> Tensor:
-        return self.mean.detach()
-
-    def log_prob(self, action: Tensor) -> Tensor:
-        z = (action - self.mean) / self.std
-        return (-0.5 * z**2 - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-    def entropy(self) -> Tensor:
-        return (0.5 * torch.log(2 * math.pi * self.std**2) + 0.5).sum(-1)
 
 
 class PolicyHead(nn.Module):

@@ -23,7 +23,7 @@ from torch import Tensor
 from worldflux.core.model import OPERATIONS, LossOutput, WorldModel
 from worldflux.errors import ShapeError
 from worldflux.models.dreamerv3 import inputs
-from worldflux.models.dreamerv3.behavior import ReturnNorm, ema_update
+from worldflux.models.dreamerv3.behavior import ReturnNorm
 from worldflux.models.dreamerv3.config import DreamerV3Config
 from worldflux.models.dreamerv3.losses import (
     actor_critic_losses,
@@ -32,6 +32,7 @@ from worldflux.models.dreamerv3.losses import (
     world_model_losses,
 )
 from worldflux.models.dreamerv3.planning import DreamerV3Planning
+from worldflux.nn.ema import ema_update
 
 State = dict[str, Tensor]
 

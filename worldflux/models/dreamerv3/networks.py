@@ -16,25 +16,24 @@ Axis legend: ``N`` flattened batch, ``C, H, W`` channels, height, width, ``D`` v
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldflux.errors import ConfigError
-from worldflux.models.dreamerv3.fused import sigmoid_squared_error
-from worldflux.models.dreamerv3.layers import (
-    MLP,
-    BlockLinear,
-    ChannelNormAct,
-    Conv2d,
-    Dense,
-    Linear,
-    UpConv2d,
+from worldflux.errors import ComponentError, ConfigError
+from worldflux.nn.conv import ChannelNormAct, UpConv2d, conv_stack, upconv_stack
+from worldflux.nn.encoders import (
+    LatentProjection,
+    as_observation_dict,
+    check_host_sizes,
+    observation_modalities,
 )
 from worldflux.nn.functional import symlog
+from worldflux.nn.fused import sigmoid_squared_error
+from worldflux.nn.layers import MLP, BlockLinear, Dense, Linear
 
 
 def split_modalities(modalities: Mapping[str, Mapping[str, Any]]) -> tuple[list, list]:
@@ -61,45 +60,62 @@ def image_geometry(modalities: Mapping[str, Any], img: list[str], stages: int) -
 class SimpleEncoder(nn.Module):
     """The official ``simple`` encoder; ``forward`` maps ``{name: (N, *shape)}`` to ``(N, E)``.
 
+    It follows the encoder contract of :mod:`worldflux.nn.encoders`, so other families can use
+    it: given ``latent_dim`` (TD-MPC2 does) it ends in a :class:`LatentProjection` to that width;
+    ``depth`` and ``units`` default to the ``size12m`` widths when the host does not pass them.
+
     ``strided`` replaces each convolution + 2x2 max-pool by a stride-2 convolution (the
     official ``enc.simple.strided`` option; same parameters, a quarter of the multiply-adds).
     """
 
     def __init__(
         self,
-        modalities: Mapping[str, Any],
-        depth: int,
-        units: int,
-        mults: list[int],
+        modalities: Mapping[str, Any] | None = None,
+        depth: int = 16,
+        units: int = 256,
+        mults: Sequence[int] = (2, 3, 4, 4),
         layers: int = 3,
         kernel: int = 5,
         symlog: bool = True,
         act: str = "silu",
         norm: str = "rms",
         strided: bool = False,
+        *,
+        obs_shape: Sequence[int] | None = None,
+        latent_dim: int | None = None,
+        latent_norm: str = "simnorm",
+        simnorm_dim: int = 8,
+        task_dim: int = 0,
+        **host_sizes: Any,
     ) -> None:
         super().__init__()
+        check_host_sizes("SimpleEncoder", host_sizes)
+        modalities = observation_modalities(modalities, obs_shape)
         self.vec_keys, self.img_keys = split_modalities(modalities)
+        if task_dim and self.img_keys:
+            raise ComponentError(
+                "SimpleEncoder takes a task embedding (task_dim) with vectors only"
+            )
         self.symlog = symlog
         self.out_dim = 0
         if self.vec_keys:
-            in_dim = sum(int(modalities[k]["shape"][0]) for k in self.vec_keys)
+            in_dim = sum(int(modalities[k]["shape"][0]) for k in self.vec_keys) + task_dim
             self.mlp = MLP(in_dim, layers, units, norm, act)
             self.out_dim += units
         if self.img_keys:
             chans, _, _, hmin, wmin = image_geometry(modalities, self.img_keys, len(mults))
-            blocks: list[nn.Module] = []
-            for mult in mults:
-                if strided:  # official `strided: True`: stride-2 convs instead of max-pooling
-                    blocks.append(Conv2d(chans, depth * mult, kernel, stride=2))
-                else:
-                    blocks += [Conv2d(chans, depth * mult, kernel), nn.MaxPool2d(2)]
-                blocks.append(ChannelNormAct(norm, depth * mult, act))
-                chans = depth * mult
-            self.cnn = nn.Sequential(*blocks)
-            self.out_dim += chans * hmin * wmin
+            # official `strided: True`: stride-2 convs instead of conv + max-pooling
+            depths = [depth * m for m in mults]
+            self.cnn = conv_stack(chans, depths, kernel, norm, act, strided)
+            self.out_dim += depths[-1] * hmin * wmin
+        self.latent = None
+        if latent_dim is not None:  # a host such as TD-MPC2 needs its own latent width and norm
+            self.latent = LatentProjection(self.out_dim, latent_dim, latent_norm, simnorm_dim)
+            self.out_dim = latent_dim
 
-    def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
+    def forward(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor:
+        """``{name: (N, *shape)}`` (or one tensor for one modality) -> ``(N, out_dim)``."""
+        obs = as_observation_dict(obs, self.vec_keys + self.img_keys)
         outs = []
         if self.vec_keys:
             x = torch.cat([obs[k].float() for k in self.vec_keys], -1)
@@ -109,7 +125,8 @@ class SimpleEncoder(nn.Module):
             x = self.cnn(x.contiguous(memory_format=torch.channels_last))
             # flatten in (H, W, C) order as the official NHWC code does
             outs.append(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1))
-        return torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+        x = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+        return x if self.latent is None else self.latent(x)
 
 
 def _image_input(x: Tensor) -> Tensor:
@@ -171,12 +188,8 @@ class SimpleDecoder(nn.Module):
         else:
             self.space = Linear(deter + stoch, size)
         self.spnorm = ChannelNormAct(norm, depths[-1], act)
-        ups, prev = [], depths[-1]
-        for d in reversed(depths[:-1]):
-            ups += [UpConv2d(prev, d, kernel), ChannelNormAct(norm, d, act)]
-            prev = d
-        self.cnn = nn.Sequential(*ups)
-        self.imgout = UpConv2d(prev, chans, kernel, outscale)
+        self.cnn = upconv_stack(depths[-1], depths[-2::-1], kernel, norm, act)
+        self.imgout = UpConv2d(depths[0], chans, kernel, outscale)
 
     def forward(self, deter: Tensor, stoch: Tensor) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}

@@ -23,29 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldflux.models.dreamerv3.layers import BlockLinear, Dense, Linear, NormAct
+from worldflux.nn.distributions import sample_onehot, unimix_logprobs
+from worldflux.nn.layers import BlockLinear, Dense, Linear, NormAct
 
 State = dict[str, Tensor]
-
-
-def unimix_logprobs(logits: Tensor, unimix: float) -> Tensor:
-    """Log-probabilities of ``softmax(logits)`` mixed with ``unimix`` of the uniform distribution."""
-    if not unimix:
-        return torch.log_softmax(logits, -1)
-    probs = torch.softmax(logits, -1)
-    return torch.log((1.0 - unimix) * probs + unimix / logits.shape[-1])
-
-
-def sample_onehot(logprobs: Tensor, mode: bool = False) -> Tensor:
-    """One-hot sample (or mode) of ``logprobs (..., K)`` with straight-through gradients."""
-    probs = logprobs.exp()
-    if mode:
-        index = probs.argmax(-1)
-    else:
-        flat = probs.detach().reshape(-1, probs.shape[-1])
-        index = torch.multinomial(flat, 1).view(probs.shape[:-1])
-    onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-    return onehot + probs - probs.detach()
 
 
 def categorical_kl(lhs: Tensor, rhs: Tensor) -> Tensor:

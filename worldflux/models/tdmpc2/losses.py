@@ -9,19 +9,15 @@ Axis legend: ``B`` batch, ``T`` time (horizon steps), ``A`` action size, ``K`` b
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
+from worldflux.nn.distributions import squashed_gaussian_sample, symlog_bins
 from worldflux.nn.functional import symexp, symlog, twohot_loss, twohot_mean
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-def two_hot_bins(num_bins: int, vmin: float, vmax: float) -> Tensor:
-    """Bin centres, evenly spaced in symlog space."""
-    return torch.linspace(vmin, vmax, num_bins)
+# Shared with other families: the bins and the squashed-Gaussian policy sample.
+two_hot_bins = symlog_bins
+policy_sample = squashed_gaussian_sample
 
 
 def two_hot_value(logits: Tensor, bins: Tensor) -> Tensor:
@@ -41,55 +37,6 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
         return x.mean()
     per_row = x.reshape(x.shape[0], -1).mean(-1)
     return (per_row * mask).sum() / mask.sum().clamp(min=1.0)
-
-
-def policy_sample(
-    mean: Tensor,
-    log_std: Tensor,
-    action_mask: Tensor | None = None,
-    form: str = "scaled",
-    generator: torch.Generator | None = None,
-) -> dict[str, Tensor]:
-    """Reparameterised sample of the tanh-squashed Gaussian policy prior.
-
-    Args:
-        mean: pre-tanh mean ``(B, A)``.
-        log_std: log standard deviation ``(B, A)``.
-        action_mask: ``(B, A)`` 0/1 mask of the dimensions a task uses (multitask), or ``None``.
-        form: ``"scaled"`` (2024 code) or ``"legacy"`` (2023 release), see
-            :class:`~worldflux.models.tdmpc2.config.TDMPC2Config`.
-        generator: optional random generator.
-
-    Returns:
-        ``action`` (B, A) in (-1, 1), ``mean`` (B, A) tanh of the mean, ``log_std``,
-        ``entropy`` (B,) minus the squashed log-probability, and ``scaled_entropy`` (B,), the
-        entropy bonus the policy loss uses.
-    """
-    eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
-    if action_mask is not None:
-        mean, log_std, eps = mean * action_mask, log_std * action_mask, eps * action_mask
-        size = action_mask.sum(-1)
-    else:
-        size = torch.full(mean.shape[:-1], mean.shape[-1], dtype=mean.dtype, device=mean.device)
-    residual = (-0.5 * eps.pow(2) - log_std).sum(-1)
-    action = torch.tanh(mean + eps * log_std.exp())
-    squash_correction = torch.log(torch.relu(1 - action.pow(2)) + 1e-6).sum(-1)
-    if form == "legacy":
-        log_prob = (residual - _HALF_LOG_2PI) * size - squash_correction
-        scaled_entropy = -log_prob
-    else:
-        gaussian = residual - _HALF_LOG_2PI * mean.shape[-1]
-        log_prob = gaussian - squash_correction
-        # As the official code: -log_prob * (size * gaussian / log_prob), i.e. the Gaussian
-        # log-likelihood scaled by the number of action dimensions, computed through log_prob.
-        scaled_entropy = -log_prob * (gaussian * size / (log_prob + 1e-8))
-    return {
-        "action": action,
-        "mean": torch.tanh(mean),
-        "log_std": log_std,
-        "entropy": -log_prob,
-        "scaled_entropy": scaled_entropy,
-    }
 
 
 class RunningScale(nn.Module):

@@ -34,8 +34,9 @@ from worldflux.models.tdmpc2.losses import (
     two_hot_bins,
     two_hot_value,
 )
-from worldflux.models.tdmpc2.networks import count_parameters, init_weights
 from worldflux.models.tdmpc2.training import TDMPC2Training
+from worldflux.nn.layers import count_parameters
+from worldflux.nn.layers import init_trunc_normal as init_weights
 from worldflux.planning import MPPIPlanner, Planner, PlanningError, build_planner
 
 #: How far outside [-1, 1] an action may stray (float rounding of a tanh or of a rescale).

@@ -11,107 +11,36 @@ size, ``K`` number of two-hot bins, ``C, Hh, W`` image channels, height, width.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worldflux.errors import ConfigError
+from worldflux.nn.conv import ShiftAug
+from worldflux.nn.encoders import (
+    as_observation_dict,
+    check_host_sizes,
+    image_unit_float,
+    observation_modalities,
+)
+from worldflux.nn.layers import EnsembleLinear, SimNorm, normed_mlp
 
-def init_weights(module: nn.Module) -> None:
-    """The official initialisation: trunc-normal(0.02) linear weights, zero biases."""
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.uniform_(module.weight, -0.02, 0.02)
-
-
-class SimNorm(nn.Module):
-    """Simplicial normalisation: a softmax over consecutive groups of ``dim`` features."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dim = int(dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x (B, Z)`` -> ``(B, Z)``, each group of ``dim`` entries summing to one."""
-        groups = x.unflatten(-1, (-1, self.dim))
-        return torch.softmax(groups, dim=-1).flatten(-2)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
-
-
-class NormedLinear(nn.Linear):
-    """Linear layer followed by optional dropout, LayerNorm and an activation (Mish by default)."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        dropout: float = 0.0,
-        act: nn.Module | None = None,
-    ) -> None:
-        super().__init__(in_features, out_features)
-        self.ln = nn.LayerNorm(out_features)
-        self.act = act if act is not None else nn.Mish()
-        self.dropout = nn.Dropout(dropout) if dropout else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = super().forward(x)
-        if self.dropout is not None:
-            x = self.dropout(x)
-        return self.act(self.ln(x))
-
-
-def mlp(
-    in_dim: int,
-    hidden: Sequence[int],
-    out_dim: int,
-    act: nn.Module | None = None,
-    dropout: float = 0.0,
-) -> nn.Sequential:
-    """TD-MPC2's MLP: NormedLinear hidden layers (dropout on the first only), then a plain Linear
-    output, or a NormedLinear with activation ``act`` (e.g. SimNorm) when ``act`` is given."""
-    dims = [in_dim, *hidden, out_dim]
-    layers: list[nn.Module] = [
-        NormedLinear(dims[i], dims[i + 1], dropout=dropout if i == 0 else 0.0)
-        for i in range(len(dims) - 2)
-    ]
-    layers.append(
-        NormedLinear(dims[-2], dims[-1], act=act) if act else nn.Linear(dims[-2], dims[-1])
-    )
-    net = nn.Sequential(*layers)
-    net.apply(init_weights)
-    return net
-
-
-class ShiftAug(nn.Module):
-    """Random shift of up to ``pad`` pixels (DrQ-v2), via replicate padding and grid sampling."""
-
-    def __init__(self, pad: int = 3) -> None:
-        super().__init__()
-        self.pad = int(pad)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x (B, C, Hh, W)`` float -> shifted ``(B, C, Hh, W)``."""
-        n, _, h, w = x.shape
-        if h != w:
-            raise ValueError(f"ShiftAug needs square images, got {h}x{w}")
-        x = F.pad(x, (self.pad,) * 4, mode="replicate")
-        eps = 1.0 / (h + 2 * self.pad)
-        grid_1d = torch.linspace(
-            -1.0 + eps, 1.0 - eps, h + 2 * self.pad, device=x.device, dtype=x.dtype
-        )[:h]
-        grid_1d = grid_1d.unsqueeze(0).expand(h, h).unsqueeze(2)
-        base = (
-            torch.cat([grid_1d, grid_1d.transpose(1, 0)], dim=2).unsqueeze(0).expand(n, -1, -1, -1)
-        )
-        shift = torch.randint(0, 2 * self.pad + 1, (n, 1, 1, 2), device=x.device).to(x.dtype)
-        grid = base + shift * (2.0 / (h + 2 * self.pad))
-        return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+# The official names of the helpers, kept for the comparison scripts and tests.
+mlp = normed_mlp
+__all__ = [
+    "Encoder",
+    "GaussianPolicyPrior",
+    "LatentDynamics",
+    "QEnsemble",
+    "RewardHead",
+    "ShiftAug",
+    "SimNorm",
+    "TerminationHead",
+    "mlp",
+]
 
 
 LATENT_NORMS = ("simnorm", "layernorm")
@@ -121,12 +50,16 @@ def latent_activation(latent_norm: str, simnorm_dim: int) -> nn.Module:
     """The activation applied to the latent after its LayerNorm: SimNorm (TD-MPC2) or none
     (a LayerNorm-only latent, offered for comparison; not an official configuration)."""
     if latent_norm not in LATENT_NORMS:
-        raise ValueError(f"latent_norm must be one of {LATENT_NORMS}, got {latent_norm!r}")
+        raise ConfigError(f"latent_norm must be one of {LATENT_NORMS}, got {latent_norm!r}")
     return SimNorm(simnorm_dim) if latent_norm == "simnorm" else nn.Identity()
 
 
 class Encoder(nn.Module):
     """Observation encoder ending in SimNorm (or LayerNorm only, ``latent_norm="layernorm"``).
+
+    It follows the encoder contract of :mod:`worldflux.nn.encoders` (``obs_shape`` or
+    ``modalities``, ``out_dim``, tensor or mapping input), so DreamerV3 can host it too; widths
+    the host does not pass default to the ``tdmpc2:5m`` sizes.
 
     Vectors ``(D,)`` go through an MLP with ``max(num_enc_layers - 1, 1)`` hidden layers of
     ``enc_dim`` (input ``D + task_dim``); 64x64 images go through ShiftAug, centring to
@@ -136,23 +69,34 @@ class Encoder(nn.Module):
 
     def __init__(
         self,
-        obs_shape: Sequence[int],
-        latent_dim: int,
-        enc_dim: int,
-        num_enc_layers: int,
-        simnorm_dim: int,
+        obs_shape: Sequence[int] | None = None,
+        latent_dim: int = 512,
+        enc_dim: int = 256,
+        num_enc_layers: int = 2,
+        simnorm_dim: int = 8,
         task_dim: int = 0,
         num_channels: int = 32,
         shift_pad: int = 3,
         latent_norm: str = "simnorm",
+        *,
+        modalities: Mapping[str, Any] | None = None,
+        **host_sizes: Any,
     ) -> None:
         super().__init__()
+        check_host_sizes("Encoder", host_sizes)
+        spec = observation_modalities(modalities, obs_shape)
+        if len(spec) != 1:
+            raise ConfigError(
+                f"TD-MPC2's encoder takes one observation modality, got {sorted(spec)}"
+            )
+        self.key, only = next(iter(spec.items()))
         act = latent_activation(latent_norm, simnorm_dim)
-        self.obs_shape = tuple(int(s) for s in obs_shape)
-        self.is_image = len(self.obs_shape) == 3
+        self.obs_shape = tuple(int(s) for s in only["shape"])
+        self.is_image = only["kind"] == "image"
+        self.out_dim = latent_dim
         if self.is_image:
             if num_channels * 16 != latent_dim:
-                raise ValueError(
+                raise ConfigError(
                     f"the pixel encoder flattens to num_channels*4*4 = {num_channels * 16} "
                     f"features, which must equal latent_dim ({latent_dim})"
                 )
@@ -170,14 +114,16 @@ class Encoder(nn.Module):
             )
         else:
             hidden = max(num_enc_layers - 1, 1) * [enc_dim]
-            self.net = mlp(self.obs_shape[0] + task_dim, hidden, latent_dim, act=act)
+            self.net = normed_mlp(self.obs_shape[0] + task_dim, hidden, latent_dim, act=act)
 
-    def forward(self, obs: Tensor) -> Tensor:
-        """``obs (B, D + task_dim)`` or ``(B, C, 64, 64)`` (float in [0, 1]) -> ``z (B, Z)``."""
+    def forward(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor:
+        """``obs (B, D + task_dim)`` or ``(B, C, 64, 64)`` (float in [0, 1] or uint8), or a
+        one-entry mapping of it -> ``z (B, Z)``."""
+        obs = as_observation_dict(obs, [self.key])[self.key]
         if self.is_image:
             # ShiftAug is linear in intensity, so shifting [0, 1] images then centring equals
             # the official shift of [0, 255] images followed by x / 255 - 0.5.
-            return self.net(self.aug(obs.float()) - 0.5)
+            return self.net(self.aug(image_unit_float(obs)) - 0.5)
         return self.net(obs)
 
 
@@ -254,25 +200,6 @@ class GaussianPolicyPrior(nn.Module):
         return mean, self.log_std_min + 0.5 * self.log_std_dif * (torch.tanh(raw) + 1)
 
 
-class EnsembleLinear(nn.Module):
-    """``E`` independent linear layers applied to the same input (or one input per member)."""
-
-    def __init__(self, num_members: int, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_members, out_features, in_features))
-        self.bias = nn.Parameter(torch.zeros(num_members, out_features))
-        nn.init.trunc_normal_(self.weight, std=0.02)
-
-    def forward(self, x: Tensor, detach: bool = False, members: Tensor | None = None) -> Tensor:
-        """``x (B, in)`` (shared) or ``(E', B, in)`` -> ``(E', B, out)``; ``members`` selects a
-        subset ``E'`` of the ensemble (all by default)."""
-        w, b = (self.weight.detach(), self.bias.detach()) if detach else (self.weight, self.bias)
-        if members is not None:
-            w, b = w[members], b[members]
-        eq = "bi,eoi->ebo" if x.dim() == 2 else "ebi,eoi->ebo"
-        return torch.einsum(eq, x, w) + b.unsqueeze(1)
-
-
 class QEnsemble(nn.Module):
     """``num_q`` Q-functions over ``(z, a[, e])``, evaluated together.
 
@@ -329,10 +256,3 @@ class QEnsemble(nn.Module):
             h = F.mish(h)
         out = self.layers[-1](h, detach, members)
         return out.reshape(out.shape[0], *lead, out.shape[-1])
-
-
-def count_parameters(module: nn.Module | None) -> int:
-    """Number of trainable parameters of ``module`` (0 for ``None``)."""
-    if module is None:
-        return 0
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

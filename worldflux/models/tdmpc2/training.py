@@ -36,6 +36,7 @@ from worldflux.core.model import LossOutput, WorldModel
 from worldflux.errors import ShapeError
 from worldflux.models.tdmpc2.config import TDMPC2Config
 from worldflux.models.tdmpc2.losses import RunningScale, masked_mean, soft_ce
+from worldflux.nn.ema import ema_update
 
 
 class TDMPC2Training(WorldModel):
@@ -278,8 +279,7 @@ class TDMPC2Training(WorldModel):
     @torch.no_grad()
     def update_targets(self) -> None:
         """EMA of the target Q-functions: ``target <- target + tau (online - target)``."""
-        for p, p_t in zip(self.q_ensemble.parameters(), self.target_q.parameters()):
-            p_t.lerp_(p, self.config.tau)
+        ema_update(self.target_q, self.q_ensemble, self.config.tau)
 
     def update(self, batch: Mapping[str, Any], model_opt: Any, pi_opt: Any) -> dict[str, Tensor]:
         """One TD-MPC2 update on ``batch``; returns detached metrics keyed ``group/name``."""

@@ -1,4 +1,4 @@
-"""Fused autograd functions for DreamerV3's memory-bound steps on CPU.
+"""Fused autograd functions for memory-bound steps on CPU (DreamerV3's norm and image loss).
 
 They compute exactly the same values as the composite PyTorch ops (RMSNorm followed by SiLU; a
 sigmoid output with a summed squared error) with fewer passes over memory and fewer saved
