@@ -90,8 +90,13 @@ def _read_base(family: str) -> dict:
         if entry == "_self_":
             continue
         assert isinstance(entry, dict) and len(entry) == 1, f"unexpected defaults entry {entry!r}"
-        ((slot, choice),) = entry.items()
-        data.setdefault(slot, yaml.safe_load((root / slot / f"{choice}.yaml").read_text()))
+        ((group, choice),) = entry.items()
+        if group.startswith("/"):  # an absolute (shared) group: /model/<slot>@<slot>
+            folder, _, slot = group.partition("@")
+            path = catalog.conf_dir() / folder.strip("/") / f"{choice}.yaml"
+        else:
+            slot, path = group, root / group / f"{choice}.yaml"
+        data.setdefault(slot, yaml.safe_load(path.read_text()))
     return data
 
 
