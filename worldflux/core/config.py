@@ -34,6 +34,8 @@ class WorldModelConfig:
         action_kind: ``"discrete"`` (one-hot actions) or ``"continuous"`` (in ``[-1, 1]``).
         observation_modalities: optional ``{name: {"kind": "image"|"vector", "shape": [...]}}``;
             when set, the model takes a dict of observations and ``obs_shape`` is ignored.
+        phases: the training phases (:mod:`worldflux.core.phases`), declared in the family's
+            base YAML; ``None`` for families that define their own ``training_step``.
     """
 
     _target_: str = MISSING
@@ -44,6 +46,7 @@ class WorldModelConfig:
     action_dim: int = 6
     action_kind: str = "discrete"
     observation_modalities: Optional[dict[str, Any]] = None
+    phases: Any = None
 
     def __post_init__(self) -> None:
         if self.action_kind not in ACTION_KINDS:
