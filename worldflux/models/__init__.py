@@ -10,4 +10,5 @@ from __future__ import annotations
 FAMILIES: dict[str, str] = {
     "dreamerv3": "worldflux.models.dreamerv3.config.DreamerV3Config",
     "tdmpc2": "worldflux.models.tdmpc2.config.TDMPC2Config",
+    "phasedemo": "worldflux.models.phasedemo.config.PhaseDemoConfig",
 }
