@@ -10,14 +10,13 @@ import lightning as L
 import pytest
 import torch
 
+from tests.models.dreamerv3.conftest import make_batch as dreamer_batch
+from tests.models.tdmpc2.test_tdmpc2_training import make_batch as tdmpc2_batch
 from worldflux import create_world_model, get_config
 from worldflux.core.phases import Schedule, parse_phases
 from worldflux.errors import ConfigError
 from worldflux.models.dreamerv3.module import DreamerV3
 from worldflux.models.tdmpc2.module import TDMPC2
-
-from tests.models.dreamerv3.conftest import make_batch as dreamer_batch
-from tests.models.tdmpc2.test_tdmpc2_training import make_batch as tdmpc2_batch
 
 #: sha256 of the state dict after two updates, recorded from the code before the phase refactor
 #: (DreamerV3.train_update and TDMPC2.update with their own optimisers, torch 2.13 CPU, 1 thread).
@@ -44,7 +43,9 @@ def one_thread() -> Any:
 
 
 @pytest.mark.parametrize("preset", sorted(PINNED))
-def test_generic_phase_step_is_bit_identical_to_the_old_update(preset: str, one_thread: Any) -> None:
+def test_generic_phase_step_is_bit_identical_to_the_old_update(
+    preset: str, one_thread: Any
+) -> None:
     torch.manual_seed(0)
     if preset == "dreamer:ci":
         model: Any = DreamerV3(get_config(preset))
@@ -92,7 +93,9 @@ def test_bad_phases_name_the_field(node: Any, message: str) -> None:
 
 def test_list_and_mapping_forms_and_config_references() -> None:
     config = get_config("tdmpc2:ci", lr=0.5)
-    as_list = parse_phases([{"name": "a", **_phase(optimizer={"_target_": "t", "lr": "config.lr"})}], config)
+    as_list = parse_phases(
+        [{"name": "a", **_phase(optimizer={"_target_": "t", "lr": "config.lr"})}], config
+    )
     as_map = parse_phases({"a": _phase(optimizer={"_target_": "t", "lr": "config.lr"})}, config)
     assert as_list == as_map and as_map[0].optimizer["lr"] == 0.5
 
@@ -212,7 +215,14 @@ def test_phase_batches_have_their_own_shapes(double: Any) -> None:
     demo = create_world_model("phasedemo:ci", obs_shape=(4,), action_dim=2)
     spec = env_spec(env)
     dm = OnlineDataModule(
-        env, spec, 4, 4, train_ratio=16, prefill=10, env_steps=100, capacity=100,
+        env,
+        spec,
+        4,
+        4,
+        train_ratio=16,
+        prefill=10,
+        env_steps=100,
+        capacity=100,
         schedule=demo.schedule,
     )
     dm.setup()
@@ -224,4 +234,6 @@ def test_phase_batches_have_their_own_shapes(double: Any) -> None:
         shapes.append({k: tuple(v["reward"].shape) for k, v in served.items()})
     assert shapes[3] == {"autoencoder": (4, 4), "dynamics": (2, 7)}
     assert shapes[0] == {"autoencoder": (4, 4), "actor": (3, 3)} and dm.updates == 4
-    assert served["dynamics"]["burn_in"] == 1 and isinstance(served["dynamics"]["obs"], torch.Tensor)
+    assert served["dynamics"]["burn_in"] == 1 and isinstance(
+        served["dynamics"]["obs"], torch.Tensor
+    )

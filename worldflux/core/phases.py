@@ -109,8 +109,9 @@ def _number(value: Any, where: str, kind: type, low: float, allow_none: bool = F
         ok = ok and float(value).is_integer()
     if not ok:
         expected = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{where} must be {expected}{' or null' if allow_none else ''}, "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"{where} must be {expected}{' or null' if allow_none else ''}, got {value!r}"
+        )
     if value < low:
         raise ConfigError(f"{where} must be >= {low}, got {value!r}")
     return kind(value)
@@ -119,8 +120,10 @@ def _number(value: Any, where: str, kind: type, low: float, allow_none: bool = F
 def _names(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, (list, tuple)) or not value or not all(
-        isinstance(v, str) and v for v in value
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
     ):
         raise ConfigError(f"{where} must be a non-empty list of attribute names, got {value!r}")
     return tuple(value)
@@ -178,8 +181,9 @@ def parse_phase(name: str, node: Mapping[str, Any], config: Any = None) -> Phase
         kwargs[key] = _number(data.get(key), f"{where}.{key}", int, 1, allow_none=True)
     for key in _INT_FIELDS:
         default = 1 if key == "every" else 0
-        kwargs[key] = _number(data.get(key, default), f"{where}.{key}", int, 1 if key == "every"
-                              else 0)
+        kwargs[key] = _number(
+            data.get(key, default), f"{where}.{key}", int, 1 if key == "every" else 0
+        )
     batch = data.get("batch")
     if batch is not None and not isinstance(batch, str):
         raise ConfigError(f"{where}.batch must be the name of an earlier phase, got {batch!r}")
@@ -265,5 +269,7 @@ class Schedule:
         """``{phase: (B, T + burn_in)}`` for each phase that samples, given the default shape."""
         b, t = default
         return {
-            p.name: (p.batch_size or b, p.sequence_length(t)) for p in self.phases if p.batch is None
+            p.name: (p.batch_size or b, p.sequence_length(t))
+            for p in self.phases
+            if p.batch is None
         }

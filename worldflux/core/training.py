@@ -143,7 +143,9 @@ class PhaseTraining:
         """
         phases = self.schedule.phases
         if len(optimizers) != len(phases):
-            raise ConfigError(f"expected {len(phases)} optimisers (one per phase), got {len(optimizers)}")
+            raise ConfigError(
+                f"expected {len(phases)} optimisers (one per phase), got {len(optimizers)}"
+            )
         outputs: dict[str, LossOutput] = {}
         metrics: dict[str, Tensor] = {}
         total: Tensor | None = None

@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from dataclasses import dataclass
 
 import lightning as L
 from torch.utils.data import DataLoader, IterableDataset, default_convert
