@@ -206,6 +206,7 @@ class WorldModel(PhaseTraining, L.LightningModule):
                 f"component for slot {slot!r} must be a torch.nn.Module, got {type(component)!r}"
             )
         setattr(self, slot, component)
+        self.forget_phase_parameters()
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, path: str | os.PathLike[str], model_id: str | None = None) -> Path:

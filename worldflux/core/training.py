@@ -75,8 +75,17 @@ class PhaseTraining:
         return out
 
     def phase_parameters(self, phase: Phase) -> list[torch.nn.Parameter]:
-        """Trainable parameters of ``phase``, in module order."""
-        return [p for m in self.phase_modules(phase) for p in m.parameters() if p.requires_grad]
+        """Trainable parameters of ``phase``, in module order (cached per phase)."""
+        cache = self.__dict__.setdefault("_phase_params", {})
+        key = (phase.name, phase.modules)
+        if key not in cache:
+            mods = self.phase_modules(phase)
+            cache[key] = [p for m in mods for p in m.parameters() if p.requires_grad]
+        return cache[key]
+
+    def forget_phase_parameters(self) -> None:
+        """Drop the cached parameter lists (after a component was replaced)."""
+        self.__dict__.pop("_phase_params", None)
 
     def build_phase_optimizer(self, phase: Phase) -> torch.optim.Optimizer:
         """The optimiser of ``phase`` from its ``_target_`` node, with its parameter groups."""
@@ -118,6 +127,7 @@ class PhaseTraining:
             raise UnsupportedOperationError(
                 f"{type(self).__name__} declares no phases; it must define configure_optimizers"
             )
+        self.forget_phase_parameters()  # parameters may have been re-created by a device move
         return [self.build_phase_optimizer(p) for p in self.schedule.phases]
 
     # ------------------------------------------------------------------ the update
