@@ -37,6 +37,8 @@ class PhaseTraining:
 
     config: Any
     schedule: Schedule
+    #: ``torch.compile`` keyword arguments of :meth:`compile_phases` (families may adjust them).
+    compile_options: dict[str, Any] = {}
 
     def init_phases(self) -> None:
         """Parse ``config.phases`` (if the family declares any) and switch to manual optimisation."""
@@ -228,9 +230,10 @@ class PhaseTraining:
     def compile_phases(self, **options: Any) -> None:
         """Compile ``phase_loss`` with ``torch.compile`` (forward and backward graphs).
 
-        ``options`` go to ``torch.compile``. Planners may compile their inner loop the same way.
+        ``options`` go to ``torch.compile`` (over the family's ``compile_options``). Planners may
+        compile their inner loop the same way.
         """
-        self._loss_fn = torch.compile(self.phase_loss, **options)
+        self._loss_fn = torch.compile(self.phase_loss, **{**self.compile_options, **options})
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
