@@ -46,6 +46,7 @@ class PhaseTraining:
         self.updates_done = 0  # updates run by this module (restored from checkpoints)
         self.phase_steps: dict[str, int] = {p.name: 0 for p in self.schedule.phases}
         self._loss_fn: Callable[..., LossOutput] | None = None
+        self.compile_requested = False  # set by compile_phases (compile=true)
         if self.schedule:
             self.automatic_optimization = False
 
@@ -230,10 +231,16 @@ class PhaseTraining:
     def compile_phases(self, **options: Any) -> None:
         """Compile ``phase_loss`` with ``torch.compile`` (forward and backward graphs).
 
-        ``options`` go to ``torch.compile`` (over the family's ``compile_options``). Planners may
-        compile their inner loop the same way.
+        ``options`` go to ``torch.compile`` (over the family's ``compile_options``). Afterwards
+        ``compile_requested`` is true, so a planner can compile its inner loop with
+        :meth:`compile_fn` when it is built or first called.
         """
-        self._loss_fn = torch.compile(self.phase_loss, **{**self.compile_options, **options})
+        self._loss_fn = self.compile_fn(self.phase_loss, **options)
+        self.compile_requested = True
+
+    def compile_fn(self, fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+        """``torch.compile(fn)`` with this family's ``compile_options`` (for planners' loops)."""
+        return torch.compile(fn, **{**self.compile_options, **options})
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
