@@ -9,8 +9,9 @@ For each preset the model is built for the environment's spaces and trained at i
 (``config.batch_size x config.batch_length``; ``--batch-size``/``--batch-length`` override) on
 batches sampled from a replay filled by the environment. Three numbers are reported:
 
-- grad steps/s: ``training_step`` + backward + optimiser step through a Lightning ``Trainer``
-  (after ``--warmup`` untimed updates);
+- updates/s: updates through a Lightning ``Trainer`` (after ``--warmup`` untimed ones); an update
+  is one pass of the family's due training phases, whatever number of optimisers it steps
+  (TD-MPC2 steps two per update), counted by the data module, not by ``trainer.global_step``;
 - env steps/s: environment steps with actions from the model's own ``act`` (its policy or
   planner; random actions for families without ``act``), batch of ``--num-envs`` environments;
 - peak memory: the CUDA allocator's peak (cuda) or the process's peak resident set size (cpu).
@@ -71,7 +72,7 @@ def bench(model_id: str, args: argparse.Namespace) -> dict[str, Any]:
     model = create_world_model(model_id, **spec.model_kwargs())
     b, t = batch_shape(model, args.batch_size, args.batch_length)
     total = args.warmup + args.updates
-    # a train ratio high enough that the timed part is (almost) only gradient steps
+    # a train ratio high enough that the timed part is (almost) only updates
     dm = OnlineDataModule(
         env_cfg,
         spec,
@@ -82,10 +83,11 @@ def bench(model_id: str, args: argparse.Namespace) -> dict[str, Any]:
         env_steps=10**9,
         capacity=max(10 * t, 1000),
         seed=0,
+        schedule=getattr(model, "schedule", None),
+        max_updates=total,
     )
     timer = _timer(args.warmup)
     trainer = L.Trainer(
-        max_steps=total,
         max_epochs=1,
         accelerator="gpu" if args.device == "cuda" else "cpu",
         precision=args.precision,
@@ -95,22 +97,25 @@ def bench(model_id: str, args: argparse.Namespace) -> dict[str, Any]:
         enable_model_summary=False,
         callbacks=[timer, TrainMetrics(10**9)],
     )
-    trainer.fit(model, datamodule=_limit(dm, total))
-    grad_rate = args.updates / max(timer.elapsed, 1e-9)
+    trainer.fit(model, datamodule=dm)
+    if dm.updates != total:
+        raise RuntimeError(f"expected {total} updates, the run made {dm.updates}")
+    update_rate = args.updates / max(timer.elapsed, 1e-9)
     env_rate = _env_rate(model, env_cfg, args.env_steps, seed=1)
     return {
         "model": model_id,
         "device": args.device,
         "batch": f"{b}x{t}",
         "params": model.num_parameters(),
-        "grad steps/s": grad_rate,
+        "updates/s": update_rate,
         "env steps/s": env_rate,
         "peak MiB": _peak_memory_mb(args.device),
     }
 
 
 def _timer(warmup: int) -> Any:
-    """A Lightning callback timing the updates after ``warmup`` untimed ones."""
+    """A Lightning callback timing the updates after ``warmup`` untimed ones (counted by the
+    data module, so an update with several optimiser steps counts once)."""
     import lightning as L
     import torch
 
@@ -124,19 +129,12 @@ def _timer(warmup: int) -> Any:
         ) -> None:
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            if batch_idx + 1 == warmup:
+            if trainer.datamodule.updates == warmup:
                 self.start = time.perf_counter()
             elif self.start is not None:
                 self.elapsed = time.perf_counter() - self.start
 
     return Timer()
-
-
-def _limit(dm: Any, total: int) -> Any:
-    """Make ``dm``'s stream end after ``total`` batches."""
-    next_batch = dm.next_batch
-    dm.next_batch = lambda: next_batch() if dm.updates < total else None
-    return dm
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--precision", default=None, help="Lightning precision (default: bf16-mixed on cuda)"
     )
-    parser.add_argument("--updates", type=int, default=20, help="timed gradient steps")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed gradient steps first")
+    parser.add_argument("--updates", type=int, default=20, help="timed updates")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed updates first")
     parser.add_argument("--env-steps", type=int, default=50, help="timed vector env steps")
     parser.add_argument("--num-envs", type=int, default=1)
     parser.add_argument(
@@ -167,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-length", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
+    if args.warmup < 1 or args.updates < 1:
+        parser.error("--warmup and --updates must be >= 1 (the timer starts after the warm-up)")
     import torch
 
     from worldflux import catalog
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(bench(preset, run))
     keys = list(rows[0])
     fmt = {
-        "grad steps/s": "{:.2f}",
+        "updates/s": "{:.2f}",
         "env steps/s": "{:.1f}",
         "peak MiB": "{:.0f}",
         "params": "{:,}",

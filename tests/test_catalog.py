@@ -48,6 +48,7 @@ PRESETS = [
     "tdmpc2:317m",
     "tdmpc2:proof_5m",
     "tdmpc2:5m_legacy",
+    "phasedemo:ci",
 ]
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from worldflux.catalog import conf_dir
 from worldflux.cli import run_cli
-from worldflux.errors import WorldFluxError
+from worldflux.errors import ConfigError, WorldFluxError
 from worldflux.training.validate import validate_config
 
 
@@ -70,15 +70,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = setup.build_trainer(cfg, run_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    fit_model = model
     if cfg.get("compile"):
-        import torch
-
-        fit_model = torch.compile(model)
+        compile_model(model)
     ckpt = resume_path(run_dir / "checkpoints", cfg.resume)
     if ckpt and trainer.is_global_zero:
         print(f"resuming from {ckpt}")
-    trainer.fit(fit_model, datamodule=datamodule, ckpt_path=ckpt)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     collector = getattr(datamodule, "collector", None)
@@ -97,6 +94,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics["export"] = str(export)  # type: ignore[assignment]
         print(f"exported {model.model_id or type(model).__name__} to {export}")
     return metrics
+
+
+def compile_model(model: Any) -> None:
+    """``compile=true``: compile the family's phase losses (forward and backward graphs).
+
+    ``torch.compile(model)`` would compile only ``forward``, which training never calls.
+    """
+    if not getattr(model, "schedule", None):
+        raise ConfigError(
+            f"compile=true compiles the training phases, and {type(model).__name__} declares none"
+        )
+    model.compile_phases()
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")

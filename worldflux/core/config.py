@@ -9,6 +9,7 @@ torch nor lightning.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,13 @@ class WorldModelConfig:
         observation_modalities: optional ``{name: {"kind": "image"|"vector"|"video",
             "shape": [...]}}``; when set, the model takes a dict of observations and
             ``obs_shape`` is ignored.
+        phases: the training phases (:mod:`worldflux.core.phases`), declared in the family's
+            base YAML; ``None`` for families that define their own ``training_step``.
     """
 
     FIELD_RANGES: ClassVar[Mapping[str, Range]] = {"action_dim": POSITIVE_INT}
+    #: Named settings (field overrides) in which the reference implementation was counted.
+    REFERENCE_SETTINGS: ClassVar[dict[str, dict[str, Any]]] = {}
     KNOB_RANGES: ClassVar[Mapping[str, Range]] = {}
     SUPPORTED_MODALITIES: ClassVar[tuple[str, ...]] = MODALITY_KINDS
 
@@ -62,6 +67,7 @@ class WorldModelConfig:
     action_dim: int = 6
     action_kind: str = "discrete"
     observation_modalities: Optional[dict[str, Any]] = None
+    phases: Any = None
 
     def __post_init__(self) -> None:
         check_types(type(self), {k: getattr(self, k) for k in field_names(type(self))})
@@ -207,6 +213,26 @@ def _field_set(cls: type) -> frozenset[str]:
     if cls not in _FIELD_SETS:
         _FIELD_SETS[cls] = frozenset(field_names(cls))
     return _FIELD_SETS[cls]
+
+
+def base_default(family: str, key: str) -> Any:
+    """A default that lives only in ``conf/model/<family>/base.yaml`` (e.g. ``phases``).
+
+    Dataclass fields whose default is a nested YAML structure read it from the base preset, so it
+    is written once; the YAML is read as plain data, never composed or resolved.
+    """
+    import copy
+
+    return copy.deepcopy(_base_yaml(family).get(key))
+
+
+@functools.cache
+def _base_yaml(family: str) -> dict[str, Any]:
+    import yaml
+
+    from worldflux.catalog import conf_dir
+
+    return yaml.safe_load((conf_dir() / "model" / family / "base.yaml").read_text()) or {}
 
 
 def to_plain(node: Any) -> dict[str, Any]:

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from worldflux.core.config import WorldModelConfig
+from worldflux.core.training import PhaseTraining
 from worldflux.errors import ComponentError, UnsupportedOperationError
 
 #: The operations a family may support; ``WorldModel.capabilities`` lists the supported ones.
@@ -69,14 +70,17 @@ class LossOutput:
         total: scalar tensor that the optimiser minimises.
         components: the weighted loss terms that make up ``total`` (``{"reward": ..., ...}``).
         metrics: diagnostics (detached scalars), e.g. KL, entropies, return scale.
+        outputs: anything a later phase of the same update reads (e.g. rolled-out latents);
+            never logged.
     """
 
     total: Tensor
     components: dict[str, Tensor] = field(default_factory=dict)
     metrics: dict[str, Tensor] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
-class WorldModel(L.LightningModule):
+class WorldModel(PhaseTraining, L.LightningModule):
     """Base class of every world-model family.
 
     A subclass sets ``config_class`` (its typed config), ``capabilities`` (the names from
@@ -96,6 +100,7 @@ class WorldModel(L.LightningModule):
             config = config.to_dict()
         self.save_hyperparameters({"config": dict(config)})
         self.config = self.config_class.from_dict(config)
+        self.init_phases()
 
     # ------------------------------------------------------------------ introspection
     def supports(self, operation: str) -> bool:
@@ -214,6 +219,7 @@ class WorldModel(L.LightningModule):
                 f"component for slot {slot!r} must be a torch.nn.Module, got {type(component)!r}"
             )
         setattr(self, slot, component)
+        self.forget_phase_parameters()
 
     # ------------------------------------------------------------------ persistence
     @classmethod

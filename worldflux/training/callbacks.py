@@ -6,7 +6,9 @@
 - :class:`StopOnNonFinite`: stops the run when a logged loss is NaN or infinite, naming the
   update and the loss term.
 - :class:`PeriodicCheckpoint`: writes ``checkpoints/last.ckpt`` every ``every_n_updates`` updates
-  and at the end (atomically, through :class:`~worldflux.training.checkpoint.AtomicCheckpointIO`).
+  and/or ``every_n_seconds`` and at the end (atomically, through
+  :class:`~worldflux.training.checkpoint.AtomicCheckpointIO`), keeping the last ``keep_last``
+  copies as ``update-<n>.ckpt``.
 - :class:`OpenLoopVideo`: ground truth | open-loop prediction | error videos for families that
   decode observations.
 """
@@ -15,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 
-from worldflux.errors import WorldFluxError
+from worldflux.errors import ConfigError, WorldFluxError
 
 LAST = "last.ckpt"
 
@@ -127,21 +131,53 @@ class StopOnNonFinite(L.Callback):
 
 
 class PeriodicCheckpoint(L.Callback):
-    """Save ``<dirpath>/last.ckpt`` every ``every_n_updates`` updates and when training ends.
+    """Save ``<dirpath>/last.ckpt`` periodically and when training ends; keep the last N copies.
+
+    Like Lightning's ``ModelCheckpoint(save_last=True, every_n_train_steps=..., train_time_interval
+    =..., save_top_k=N)`` with updates as the step unit. A checkpoint is written after update
+    ``n`` when ``n`` is a multiple of ``every_n_updates`` or ``every_n_seconds`` passed since the
+    last one; with ``keep_last`` > 0 each one is also kept as ``update-<n>.ckpt`` (a hard link
+    where the file system allows) and only the newest ``keep_last`` of those stay.
 
     Args:
         dirpath: the checkpoint directory (the train app passes ``<run dir>/checkpoints``).
-        every_n_updates: interval in gradient updates; 0 saves only at the end.
+        every_n_updates: interval in updates (``None``: no update-based checkpoints).
+        every_n_seconds: interval in wall-clock seconds (``None``: no time-based checkpoints).
+        keep_last: number of ``update-<n>.ckpt`` copies to keep (0: only ``last.ckpt``).
+
+    Raises:
+        ConfigError: an interval that is zero, negative or not a number, or a negative
+            ``keep_last``, naming the ``callbacks.checkpoint`` field.
     """
 
-    def __init__(self, dirpath: str, every_n_updates: int = 1000) -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        every_n_updates: int | None = 1000,
+        every_n_seconds: float | None = None,
+        keep_last: int = 0,
+    ) -> None:
         self.dirpath = Path(dirpath)
-        self.every = int(every_n_updates)
+        self.every = _positive(every_n_updates, "every_n_updates", int)
+        self.every_s = _positive(every_n_seconds, "every_n_seconds", float)
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
+            raise ConfigError(
+                f"callbacks.checkpoint.keep_last must be an integer >= 0, got {keep_last!r}"
+            )
+        self.keep_last = keep_last
+        self._saved_at = time.monotonic()
 
     @property
     def last(self) -> Path:
         """The path of the latest checkpoint."""
         return self.dirpath / LAST
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._saved_at = time.monotonic()
+        dm = _datamodule(trainer)
+        if dm is not None and hasattr(dm, "keep_snapshots"):
+            # every kept checkpoint needs its replay snapshot to be resumable
+            dm.keep_snapshots = max(dm.keep_snapshots, self.keep_last + 1)
 
     def on_train_batch_end(
         self,
@@ -152,11 +188,48 @@ class PeriodicCheckpoint(L.Callback):
         batch_idx: int,
     ) -> None:
         updates = getattr(_datamodule(trainer), "updates", trainer.global_step)
-        if self.every > 0 and updates % self.every == 0:
-            trainer.save_checkpoint(self.last, weights_only=False)
+        due = self.every is not None and updates % self.every == 0
+        if self.every_s is not None and not due:
+            elapsed = time.monotonic() - self._saved_at >= self.every_s
+            due = bool(trainer.strategy.broadcast(elapsed))  # every rank saves, or none
+        if due:
+            self.save(trainer, updates)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        updates = getattr(_datamodule(trainer), "updates", trainer.global_step)
+        self.save(trainer, updates)
+
+    def save(self, trainer: L.Trainer, updates: int) -> None:
+        """Write ``last.ckpt`` (and the kept copy of update ``updates``)."""
         trainer.save_checkpoint(self.last, weights_only=False)
+        self._saved_at = time.monotonic()
+        if self.keep_last <= 0 or not trainer.is_global_zero:
+            return
+        keep = self.dirpath / f"update-{updates:09d}.ckpt"
+        tmp = keep.with_name(f".{keep.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(self.last, tmp)
+        except OSError:
+            shutil.copyfile(self.last, tmp)
+        os.replace(tmp, keep)
+        for old in sorted(self.dirpath.glob("update-*.ckpt"))[: -self.keep_last]:
+            old.unlink(missing_ok=True)
+
+
+def _positive(value: Any, name: str, kind: type) -> Any:
+    """``None`` or a positive number of type ``kind``; anything else is a clear error."""
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok or value <= 0:
+        what = "a positive integer" if kind is int else "a positive number"
+        raise ConfigError(
+            f"callbacks.checkpoint.{name} must be {what} or null (off), got {value!r}"
+        )
+    return kind(value)
 
 
 class OpenLoopVideo(L.Callback):

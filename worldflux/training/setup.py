@@ -113,7 +113,13 @@ def build_datamodule(cfg: DictConfig, model: Any, spec: EnvSpec, run_dir: Path) 
     ckpt_dir = str(run_dir / "checkpoints")
     if d.kind == "offline":
         return OfflineDataModule(
-            d.path, b, t, updates=int(d.updates), seed=int(cfg.seed), checkpoint_dir=ckpt_dir
+            d.path,
+            b,
+            t,
+            updates=int(d.updates),
+            seed=int(cfg.seed),
+            checkpoint_dir=ckpt_dir,
+            schedule=getattr(model, "schedule", None),
         )
     if d.kind != "online":
         raise ConfigError(f"data.kind must be 'online' or 'offline', got {d.kind!r}")
@@ -129,6 +135,7 @@ def build_datamodule(cfg: DictConfig, model: Any, spec: EnvSpec, run_dir: Path) 
         directory=d.get("directory"),
         seed=int(cfg.seed),
         checkpoint_dir=ckpt_dir,
+        schedule=getattr(model, "schedule", None),
     )
 
 
@@ -145,11 +152,27 @@ def _instantiate_group(group: Any, **runtime: Any) -> list[Any]:
     return out
 
 
+CHECKPOINT_OPTIONS = ("every_n_updates", "every_n_seconds", "keep_last")
+
+
+def checkpoint_callback(node: Any, ckpt_dir: str) -> Any:
+    """The :class:`PeriodicCheckpoint` of the ``callbacks.checkpoint`` node (validated)."""
+    from worldflux.errors import suggest
+    from worldflux.training.callbacks import PeriodicCheckpoint
+
+    options = to_plain(node) if node is not None else {}
+    for key in options:
+        if key not in CHECKPOINT_OPTIONS:
+            raise ConfigError(
+                f"unknown option callbacks.checkpoint.{key}.{suggest(key, list(CHECKPOINT_OPTIONS))}"
+            )
+    return PeriodicCheckpoint(ckpt_dir, **options)
+
+
 def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
     """A Lightning Trainer with the configured callbacks, loggers and atomic checkpoints."""
     import lightning as L
 
-    from worldflux.training.callbacks import PeriodicCheckpoint
     from worldflux.training.checkpoint import AtomicCheckpointIO
 
     ckpt_dir = str(run_dir / "checkpoints")
@@ -158,8 +181,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
         {k: v for k, v in (cfg.callbacks or {}).items() if k != "checkpoint"}
     ):
         callbacks.append(cb)
-    every = int((cfg.callbacks or {}).get("checkpoint", {}).get("every_n_updates", 1000))
-    callbacks.append(PeriodicCheckpoint(ckpt_dir, every_n_updates=every))
+    callbacks.append(checkpoint_callback((cfg.callbacks or {}).get("checkpoint"), ckpt_dir))
     loggers = _instantiate_group(cfg.logger, save_dir=str(run_dir))
     kwargs = to_plain(cfg.trainer)
     assert isinstance(kwargs, dict)

@@ -180,10 +180,15 @@ def interval_rules(cfg: DictConfig) -> dict[str, Rule]:
             if OmegaConf.is_missing(node, key):
                 continue
             if key == "every" or str(key).startswith("every_") or str(key).endswith("_every"):
-                whole = "n_" in str(key) or "updates" in str(key) or "steps" in str(key)
+                # null turns an interval off explicitly; 0 or less is a mistake, never "off"
+                seconds = "second" in str(key)
                 rules[name] = (
-                    integer(1, required=False) if whole else positive_number(required=False)
+                    positive_number(nullable=True, required=False)
+                    if seconds
+                    else integer(1, nullable=True, required=False)
                 )
+            elif key == "keep_last":  # 0: only last.ckpt
+                rules[name] = integer(0, nullable=True, required=False)
             elif key in COUNT_KEYS:
                 rules[name] = integer(1, nullable=True, required=False)
             else:

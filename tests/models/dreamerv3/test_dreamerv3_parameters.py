@@ -68,7 +68,7 @@ def test_slow_value_is_not_trainable() -> None:
     model = _meta_model("dreamerv3:size1m", "image_discrete")
     assert all(not p.requires_grad for p in model.slow_value.parameters())
     assert all(p.requires_grad for p in model.value.parameters())
-    opt = model.configure_optimizers()
+    (opt,) = model.configure_optimizers()  # one phase, one optimiser
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
     assert not in_opt & {id(p) for p in model.slow_value.parameters()}
     assert len(in_opt) == sum(1 for p in model.parameters() if p.requires_grad)

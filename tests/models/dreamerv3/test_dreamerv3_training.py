@@ -120,5 +120,5 @@ def test_lightning_fit_runs(build, tmp_path) -> None:
     trainer.fit(model, loader)
     logged = trainer.callback_metrics
     assert "train/loss/total" in logged and "train/ac/ret_scale" in logged
-    assert "train/opt/grad_norm" in logged
+    assert "train/grad/agent_norm" in logged
     assert int(model.slow_count) == 2

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from worldflux.core.config import WorldModelConfig
+from worldflux.core.config import WorldModelConfig, base_default
 from worldflux.core.validation import (
     NON_NEGATIVE,
     POSITIVE,
@@ -109,6 +109,7 @@ class DreamerV3Config(WorldModelConfig):
 
     _target_: str = f"{_PKG}.module.DreamerV3"
     family: str = "dreamerv3"
+    phases: Any = field(default_factory=lambda: base_default("dreamerv3", "phases"))
 
     # widths (the knobs of the official size presets)
     deter_dim: int = 8192

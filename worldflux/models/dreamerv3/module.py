@@ -270,38 +270,16 @@ class DreamerV3(DreamerV3Planning, WorldModel):
         return action, carry
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        """Loss on one batch; logs ``train/loss/*`` and diagnostics ``train/<group>/*``."""
-        out = self.loss(batch)
-        size = self._batch_size(batch)
-        logs = {f"train/loss/{k}": v.detach() for k, v in out.components.items()}
-        logs["train/loss/total"] = out.total.detach()
-        logs.update({f"train/{k}": v for k, v in out.metrics.items()})
-        self.log_train(logs, batch_size=size)
-        return out.total
+    # One phase ("agent", conf/model/dreamerv3/base.yaml): world model, actor and critic trained
+    # together by one LaProp optimiser whose adaptive gradient clipping replaces norm clipping.
+    def phase_loss(
+        self, name: str, batch: Mapping[str, Any], outputs: Mapping[str, LossOutput]
+    ) -> LossOutput:
+        """The ``agent`` phase: :meth:`loss` on the batch."""
+        return self.loss(batch)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """One LaProp optimiser over every trained part (as the official agent)."""
-        from worldflux.optim import LaProp
-
-        c = self.config
-        params = [p for p in self.parameters() if p.requires_grad]
-        return LaProp(
-            params,
-            lr=c.lr,
-            agc=c.agc,
-            eps=c.opt_eps,
-            beta1=c.beta1,
-            beta2=c.beta2,
-            momentum=c.momentum,
-            warmup=c.warmup,
-        )
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.should_log():
-            self.log("train/opt/grad_norm", self.grad_norm(), batch_size=1)
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def after_phase(self, name: str) -> None:
+        """The slow critic follows the critic after each optimiser step."""
         self.update_slow_value()
 
     def update_slow_value(self) -> None:
@@ -318,15 +296,18 @@ class DreamerV3(DreamerV3Planning, WorldModel):
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
     def train_update(
-        self, batch: Mapping[str, Any], optimizer: torch.optim.Optimizer
+        self, batch: Mapping[str, Any], optimizer: torch.optim.Optimizer | None = None
     ) -> LossOutput:
-        """One full update outside Lightning: loss, backward, optimiser step, slow-critic EMA."""
-        optimizer.zero_grad(set_to_none=True)
-        out = self.loss(batch)
-        out.total.backward()
-        out.metrics["opt/grad_norm"] = self.grad_norm()
-        optimizer.step()
-        self.update_slow_value()
+        """One full update outside Lightning (the generic phase step); returns its loss.
+
+        ``optimizer`` is the phase's optimiser from :meth:`configure_optimizers` (a one-element
+        list is accepted too); ``metrics["grad/agent_norm"]`` holds the gradient norm.
+        """
+        opts = self.configure_optimizers() if optimizer is None else optimizer
+        opts = opts if isinstance(opts, (list, tuple)) else [opts]
+        metrics, outputs = self.run_update({"agent": batch}, opts)
+        out = outputs["agent"]
+        out.metrics["grad/agent_norm"] = metrics["grad/agent_norm"]
         return out
 
     # ------------------------------------------------------------------ helpers

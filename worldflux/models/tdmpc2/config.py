@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
-from worldflux.core.config import WorldModelConfig
+from worldflux.core.config import WorldModelConfig, base_default
 from worldflux.core.validation import (
     NON_NEGATIVE,
     POSITIVE,
@@ -145,6 +145,7 @@ class TDMPC2Config(WorldModelConfig):
 
     _target_: str = "worldflux.models.tdmpc2.module.TDMPC2"
     family: str = "tdmpc2"
+    phases: Any = field(default_factory=lambda: base_default("tdmpc2", "phases"))
     obs_shape: list[int] = field(default_factory=lambda: [24])
     action_dim: int = 6
     action_kind: str = "continuous"

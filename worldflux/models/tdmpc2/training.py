@@ -40,7 +40,7 @@ from worldflux.nn.ema import ema_update
 
 
 class TDMPC2Training(WorldModel):
-    """Loss, optimisers and the manual-optimisation training step of TD-MPC2."""
+    """Losses and phase hooks of TD-MPC2 (the generic phase step runs them)."""
 
     config: TDMPC2Config
     encoder: torch.nn.Module
@@ -53,6 +53,9 @@ class TDMPC2Training(WorldModel):
     target_q: torch.nn.Module
     bins: Tensor
     scale: RunningScale
+    # Inductor's joint-graph pattern matcher fails on the world-model loss in torch 2.13 ("Not all
+    # inputs to pattern found in match.kwargs ... slice_shape"); compiling without it works.
+    compile_options = {"options": {"pattern_matcher": False}}
 
     if TYPE_CHECKING:  # defined by TDMPC2 (module.py)
 
@@ -73,10 +76,6 @@ class TDMPC2Training(WorldModel):
         ) -> dict[str, Tensor]: ...
         def termination_logit(self, z: Tensor, task: Tensor | None = None) -> Tensor | None: ...
         def discount_for(self, task: Tensor | None, batch: int) -> Tensor: ...
-
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.automatic_optimization = False
 
     # ------------------------------------------------------------------ batch
     def _windows(self, batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,42 +238,46 @@ class TDMPC2Training(WorldModel):
         out.metrics.update({"policy": pi_loss.detach(), **info})
         return out
 
-    # ------------------------------------------------------------------ optimisation
+    # ------------------------------------------------------------------ phases
+    # Two phases (conf/model/tdmpc2/base.yaml): "model" (Adam, encoder at enc_lr_scale, clipped)
+    # and "policy" (Adam eps 1e-5, clipped), which trains on the model phase's batch and reads the
+    # latents it rolled out (LossOutput.outputs), exactly as the official update does.
+    def phase_loss(
+        self, name: str, batch: Mapping[str, Any], outputs: Mapping[str, LossOutput]
+    ) -> LossOutput:
+        """``model``: the world-model loss on ``batch``; ``policy``: the policy-prior loss on the
+        model phase's rolled-out latents."""
+        if name == "model":
+            w = self._windows(batch)
+            out, zs = self.world_model_loss(w)
+            return LossOutput(
+                out.total,
+                out.components,
+                {"value/td_target": out.metrics["td_target"]},
+                {"zs": zs, "windows": w},
+            )
+        if name == "policy":
+            if "model" not in outputs:
+                raise ShapeError("the TD-MPC2 policy phase needs the model phase's latents")
+            prev = outputs["model"].outputs
+            w = prev["windows"]
+            loss, info = self.policy_loss(prev["zs"], w["task"], w["valid"], update_scale=True)
+            return LossOutput(loss, {}, {f"policy/{k}": v for k, v in info.items()})
+        raise ShapeError(f"TD-MPC2 has phases 'model' and 'policy', not {name!r}")
+
+    def after_phase(self, name: str) -> None:
+        """The target Q-functions follow the online ones after the policy step."""
+        if name == "policy":
+            self.update_targets()
+
     def model_parameters(self) -> list[torch.nn.Parameter]:
-        """Parameters trained by the model optimiser (everything but the policy and targets)."""
-        parts = [
-            self.encoder,
-            self.dynamics,
-            self.reward,
-            self.termination,
-            self.q_ensemble,
-            self.task_emb,
-        ]
-        return [p for m in parts if m is not None for p in m.parameters() if p.requires_grad]
+        """Parameters trained by the model phase (everything but the policy and targets)."""
+        return self.phase_parameters(self.schedule.by_name["model"])
 
     def build_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-        """Adam for the world model (encoder at ``enc_lr_scale``) and Adam for the policy."""
-        c = self.config
-        enc = [p for p in self.encoder.parameters() if p.requires_grad]
-        enc_ids = {id(p) for p in enc}
-        rest = [p for p in self.model_parameters() if id(p) not in enc_ids]
-        groups: list[dict[str, Any]] = [
-            {"params": enc, "lr": c.lr * c.enc_lr_scale},
-            {"params": rest},
-        ]
-        model_opt = torch.optim.Adam(groups, lr=c.lr)
-        pi_opt = torch.optim.Adam(self.policy.parameters(), lr=c.lr, eps=c.pi_adam_eps)
+        """The model phase's and the policy phase's optimisers."""
+        model_opt, pi_opt = self.configure_optimizers()
         return model_opt, pi_opt
-
-    def configure_optimizers(self) -> Any:
-        """The two optimisers (manual optimisation)."""
-        return list(self.build_optimizers())
-
-    def _backward(self, loss: Tensor) -> None:
-        if getattr(self, "_trainer", None) is not None:
-            self.manual_backward(loss)
-        else:
-            loss.backward()
 
     @torch.no_grad()
     def update_targets(self) -> None:
@@ -282,41 +285,11 @@ class TDMPC2Training(WorldModel):
         ema_update(self.target_q, self.q_ensemble, self.config.tau)
 
     def update(self, batch: Mapping[str, Any], model_opt: Any, pi_opt: Any) -> dict[str, Tensor]:
-        """One TD-MPC2 update on ``batch``; returns detached metrics keyed ``group/name``."""
-        clip = self.config.grad_clip_norm
-        w = self._windows(batch)
-        out, zs = self.world_model_loss(w)
-        model_opt.zero_grad(set_to_none=True)
-        self._backward(out.total)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model_parameters(), clip)
-        model_opt.step()
-        model_opt.zero_grad(set_to_none=True)
+        """One TD-MPC2 update on ``batch`` outside Lightning (the generic phase step).
 
-        pi_loss, info = self.policy_loss(zs, w["task"], w["valid"], update_scale=True)
-        pi_opt.zero_grad(set_to_none=True)
-        self._backward(pi_loss)
-        pi_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), clip)
-        pi_opt.step()
-        pi_opt.zero_grad(set_to_none=True)
-        self.update_targets()
-
-        metrics = {f"loss/{k}": v.detach() for k, v in out.components.items()}
-        metrics.update(
-            {
-                "loss/total": out.total.detach(),
-                "loss/policy": pi_loss.detach(),
-                "grad/model_norm": grad_norm.detach(),
-                "grad/policy_norm": pi_norm.detach(),
-            }
-        )
-        metrics.update({f"policy/{k}": v for k, v in info.items()})
-        metrics["value/td_target"] = out.metrics["td_target"]
+        Returns detached metrics keyed ``group/name``; ``loss/total`` is the world-model loss, as
+        in the official code (the logged ``train/loss/total`` sums both phases).
+        """
+        metrics, _ = self.run_update({"model": batch, "policy": batch}, [model_opt, pi_opt])
+        metrics["loss/total"] = metrics["loss/model"]
         return metrics
-
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        """Lightning manual-optimisation step: :meth:`update` with the trainer's optimisers."""
-        model_opt, pi_opt = self.optimizers()  # type: ignore[misc, attr-defined]
-        metrics = self.update(batch, model_opt, pi_opt)
-        n = int(torch.as_tensor(batch["reward"]).shape[0]) if "reward" in batch else None
-        self.log_train({f"train/{k}": v for k, v in metrics.items()}, batch_size=n)
-        return metrics["loss/total"]
