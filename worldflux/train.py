@@ -86,7 +86,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         steps = f", {int(metrics['env/steps'])} env steps" if "env/steps" in metrics else ""
         score = f", return {metrics['env/return']:.3f}" if "env/return" in metrics else ""
         evals = f", eval return {metrics['eval/return']:.3f}" if "eval/return" in metrics else ""
-        print(f"trained {updates} updates ({updates - resumed} in this session){steps}{score}{evals}")
+        print(
+            f"trained {updates} updates ({updates - resumed} in this session){steps}{score}{evals}"
+        )
         loggers.log_final(trainer.loggers, OmegaConf.to_container(cfg, resolve=True), metrics)
     if trainer.is_global_zero and cfg.get("export", True):
         export = model.save_pretrained(run_dir / "export", model_id=model.model_id)

@@ -37,8 +37,8 @@ def tensorboard(save_dir: str, name: str = "tensorboard", **kwargs: Any) -> Any:
 
 def csv(save_dir: str, name: str = "csv", **kwargs: Any) -> Any:
     """A ``metrics.csv`` file in ``<save_dir>/<name>``, appended to when a run resumes."""
-    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
     from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
     class AppendingWriter(ExperimentWriter):
         """Lightning's CSV writer without the deletion of an existing ``metrics.csv``."""
@@ -118,9 +118,7 @@ def log_final(loggers: list[Any], config: Mapping[str, Any], metrics: Mapping[st
     """
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    finals = {
-        f"final/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))
-    }
+    finals = {f"final/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     if not finals:
         return
     for logger in loggers:
