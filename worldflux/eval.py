@@ -90,15 +90,27 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 def _app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from worldflux.cli import remove_if_empty
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        evaluate(cfg, Path(HydraConfig.get().runtime.output_dir))
+        evaluate(cfg, out_dir)
     except WorldFluxError as err:
+        remove_if_empty(out_dir)  # a failed evaluation leaves no empty folder behind
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except BaseException:
+        remove_if_empty(out_dir)
+        raise
 
 
 def main() -> None:
     """Console entry point (``worldflux-eval``)."""
+    from worldflux.cli import help_text
+
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(help_text("worldflux.eval", "eval"))
+        return
     _app()
 
 

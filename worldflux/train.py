@@ -129,11 +129,20 @@ def final_metrics(
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 def _app(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from worldflux.cli import remove_if_empty
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = train(cfg)
     except WorldFluxError as err:
+        remove_if_empty(run_dir)  # a run that failed before writing anything leaves no folder
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except BaseException:
+        remove_if_empty(run_dir)
+        raise
     score = metrics.get(str(cfg.get("optimized_metric") or "env/return"))
     return float(score) if isinstance(score, float) else None
 
@@ -158,7 +167,16 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console entry point (``worldflux-train``)."""
+    from worldflux.cli import help_text, unknown_override
+
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(help_text("worldflux.train", "train"))
+        return
     sys.argv[1:] = _normalise_argv(sys.argv[1:])
+    problem = unknown_override(sys.argv[1:], "train")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     _app()
 
 

@@ -230,8 +230,16 @@ class WorldModel(L.LightningModule):
         fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
         os.close(fd)
         save_file(state, tmp, metadata={"format": "pt"})
+        _umask_mode(tmp)
         os.replace(tmp, out / WEIGHTS_FILE)
         return out
+
+
+def _umask_mode(path: str) -> None:
+    """Give a ``mkstemp`` file (always 0600) the mode a plain ``open`` would: 0666 minus umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -240,4 +248,5 @@ def _atomic_write(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    _umask_mode(tmp)
     os.replace(tmp, path)
