@@ -152,9 +152,13 @@ class Encoder(nn.Module):
         self.is_image = len(self.obs_shape) == 3
         if self.is_image:
             if num_channels * 16 != latent_dim:
-                raise ValueError(
-                    f"the pixel encoder flattens to num_channels*4*4 = {num_channels * 16} "
-                    f"features, which must equal latent_dim ({latent_dim})"
+                from worldflux.errors import ConfigError  # a ValueError: the same API
+
+                raise ConfigError(
+                    f"image observations {self.obs_shape}: the pixel encoder flattens to "
+                    f"num_channels*4*4 = {num_channels * 16} features, which must equal "
+                    f"latent_dim ({latent_dim}); this preset is sized for vector observations "
+                    "(use a vector env such as env=catch_vector, or a preset such as tdmpc2/5m)"
                 )
             self.aug = ShiftAug(shift_pad)
             self.net = nn.Sequential(
