@@ -124,3 +124,26 @@ def test_results_file_holds_rank_zeros_counters(compose_train: Any, tmp_path: Pa
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["updates"] == metrics["train/updates"] > 0
     assert saved["env_steps"] == metrics["env/steps"] == 80
+
+
+@pytest.mark.slow
+def test_spawn_ddp_reports_the_true_update_count(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    cmd = [
+        sys.executable, "-m", "worldflux.train", "model=tdmpc2/ci", "env=catch_vector",
+        "trainer=ddp", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+        "trainer.devices=2", "device=cpu", "threads=1", "data.env_steps=120",
+        "data.prefill=40", "data.batch_size=8", "eval.episodes=1", "callbacks.video=null",
+        "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = re.search(r"trained (\d+) updates .*, (\d+) env steps", done.stdout)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert printed and int(printed[1]) == saved["updates"] > 0
+    assert int(printed[2]) == saved["env_steps"] == 120
