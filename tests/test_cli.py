@@ -106,3 +106,21 @@ def test_optuna_example_is_named_for_what_it_runs() -> None:
 def test_optional_extras_exist(name: str) -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert name in extras["optional-dependencies"]
+
+
+def test_tdmpc2_ci_on_pixels_is_a_clear_error() -> None:
+    from worldflux import create_world_model
+    from worldflux.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sized for vector observations"):
+        create_world_model("tdmpc2:ci", obs_shape=(3, 64, 64), action_dim=1)
+
+
+def test_cartpole_pixels_without_pygame_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("gymnasium")
+    from worldflux.envs.registry import env_spec
+    from worldflux.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "pygame", None)  # as if pygame were not installed
+    with pytest.raises(ConfigError, match="renders pixels.*env.obs=vector"):
+        env_spec({"suite": "gym", "id": "CartPole-v1", "obs": "image", "num_envs": 1})

@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,7 +103,19 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.mark.parametrize("command", _commands(), ids=lambda c: c.split("#")[0][:70])
+def _params() -> list[Any]:
+    """Each command; multi-process ones (DDP, multirun sweeps) in the ``slow`` run."""
+    return [
+        pytest.param(
+            c,
+            id=c.split("#")[0].strip()[:70],
+            marks=[pytest.mark.slow] if "trainer=ddp" in c or " -m " in c else [],
+        )
+        for c in _commands()
+    ]
+
+
+@pytest.mark.parametrize("command", _params())
 def test_readme_training_command_runs(command: str, tmp_path: Path) -> None:
     import torch
 

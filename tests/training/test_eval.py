@@ -57,7 +57,7 @@ def test_periodic_and_final_evaluation_are_logged(compose_train: Any, tmp_path: 
     cfg = compose_train(
         "env=catch_vector",
         "data.batch_size=8",
-        "data.train_ratio=64",
+        "data.train_ratio=16",
         "eval.every=5",
         "eval.episodes=1",
         "callbacks.video=null",
