@@ -147,3 +147,57 @@ def test_spawn_ddp_reports_the_true_update_count(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "results.json").read_text())
     assert printed and int(printed[1]) == saved["updates"] > 0
     assert int(printed[2]) == saved["env_steps"] == 120
+
+
+@pytest.mark.parametrize("ratio", [3.0, 10.0, 40.0])
+def test_planned_updates_is_the_number_a_run_makes(
+    ratio: float, double: Any, tmp_path: Path
+) -> None:
+    from worldflux.training.progress import planned_updates
+
+    spec = env_spec(ENV)
+    dm = OnlineDataModule(
+        ENV, spec, 4, 5, train_ratio=ratio, prefill=40, env_steps=120, capacity=500, seed=0
+    )
+    assert planned_updates(dm) is not None  # known before training starts (from prefill)
+    before = planned_updates(dm)
+    _fit_dm(double(spec), tmp_path, dm)
+    assert planned_updates(dm) == before == dm.updates
+
+
+def _fit_dm(model: Any, tmp_path: Path, dm: OnlineDataModule) -> None:
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(model, datamodule=dm)
+
+
+def test_plain_summary_line_when_the_bar_is_off(
+    double: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worldflux.training.progress import PlainProgress
+
+    spec = env_spec(ENV)
+    dm = OnlineDataModule(
+        ENV, spec, 4, 5, train_ratio=10.0, prefill=40, env_steps=120, capacity=500, seed=0
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[PlainProgress(every_s=0.0)],
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(double(spec), datamodule=dm)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("update ")]
+    assert lines and lines[-1].startswith(f"update {dm.updates}/{dm.updates} (100%)")
+    assert "env steps 120/120" in lines[-1] and "ETA 0:00" in lines[-1]

@@ -140,9 +140,14 @@ class PeriodicEval(L.Callback):
         self.final, self.video, self.fps = bool(final), bool(video), int(fps)
         self.last_update: int | None = None
         self.latest: dict[str, float] = {}
+        # Updates completed so far. The datamodule's counter runs one ahead (Lightning fetches
+        # the next batch before the current one's hooks), so this one is counted here.
+        self.done = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         from worldflux.envs.registry import env_spec
+
+        self.done = int(getattr(trainer.datamodule, "updates", trainer.global_step))
 
         replay = getattr(trainer.datamodule, "replay", None)
         data = getattr(replay, "spec", None)
@@ -158,14 +163,13 @@ class PeriodicEval(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        updates = int(getattr(trainer.datamodule, "updates", trainer.global_step))
-        if self.every > 0 and updates % self.every == 0:
-            self.evaluate(trainer, pl_module, updates)
+        self.done += 1
+        if self.every > 0 and self.done % self.every == 0:
+            self.evaluate(trainer, pl_module, self.done)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        updates = int(getattr(trainer.datamodule, "updates", trainer.global_step))
-        if self.final and self.last_update != updates:
-            self.evaluate(trainer, pl_module, updates)
+        if self.final and self.last_update != self.done:
+            self.evaluate(trainer, pl_module, self.done)
 
     def evaluate(self, trainer: L.Trainer, pl_module: Any, updates: int) -> dict[str, float]:
         """Run one evaluation on rank 0 and log it; return its metrics (empty on other ranks)."""

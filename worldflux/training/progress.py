@@ -27,11 +27,18 @@ def planned_updates(dm: Any) -> int | None:
     needed = ("env_steps", "prefill", "train_ratio", "batch_size", "batch_length")
     if not all(hasattr(dm, k) for k in needed):
         return None
-    start = dm.train_start if getattr(dm, "train_start", None) is not None else dm.prefill
+    collector = getattr(dm, "collector", None)
+    envs = collector.envs.num_envs if collector is not None else 1
+    if collector is None and isinstance(getattr(dm, "env_cfg", None), dict):
+        envs = int(dm.env_cfg.get("num_envs", 1))
+    start = dm.train_start
+    if start is None:  # prefilling ends on the first whole vector step past data.prefill
+        start = -(-int(dm.prefill) // envs) * envs
     per_update = dm.batch_size * dm.batch_length / dm.train_ratio  # env steps per update
-    # Update u + 1 is made once start + ceil(u * per_update) env steps are collected, and only
-    # while that stays below the budget: ceil(x) < n <=> x <= n - 1 for whole n.
-    return max(0, math.floor((dm.env_steps - 1 - start) / per_update) + 1)
+    # Update u + 1 is made once start + ceil(u * per_update) env steps are collected (whole
+    # vector steps of `envs`), and only while that stays below the budget.
+    last = (int(dm.env_steps) - 1) // envs * envs - start
+    return max(0, math.floor(last / per_update + 1e-9) + 1)
 
 
 def _clock(seconds: float) -> str:
@@ -136,6 +143,7 @@ class PlainProgress(L.Callback):
         self.every_s = float(every_s)
         self._rate = _Rate()
         self._next = 0.0
+        self._reported: int | None = None  # the update of the last line, printed once only
 
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._rate.start(trainer)
@@ -149,10 +157,12 @@ class PlainProgress(L.Callback):
             self.report(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self.report(trainer)
+        if self._reported != int(getattr(trainer.datamodule, "updates", -1)):
+            self.report(trainer)
 
     def report(self, trainer: L.Trainer) -> None:
         """Print one summary line (rank 0 only)."""
+        self._reported = int(getattr(trainer.datamodule, "updates", -1))
         if trainer.is_global_zero:
             rate, eta = self._rate.measure(trainer)
             print(summary(trainer, rate, eta), file=sys.stdout, flush=True)
