@@ -109,7 +109,7 @@ def _params() -> list[Any]:
         pytest.param(
             c,
             id=c.split("#")[0].strip()[:70],
-            marks=[pytest.mark.slow] if "trainer=ddp" in c or " -m " in c else [],
+            marks=[pytest.mark.slow] if "trainer=ddp" in c or "train -m " in c else [],
         )
         for c in _commands()
     ]
