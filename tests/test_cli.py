@@ -28,6 +28,7 @@ def test_misspelled_key_gets_a_suggestion() -> None:
     assert message is not None and "Did you mean 'data.env_steps'" in message
     assert unknown_override(["experiment=quickstart", "data.env_steps=3", "eval.every=2"]) is None
     assert unknown_override(["+data.new_key=1", "seed=0,1", "hydra.run.dir=x"]) is None
+    assert unknown_override(["data=offline", "data.path=some/dir"]) is None  # a ??? value
 
 
 def test_command_line_typo_is_one_line_with_the_close_match(tmp_path: Path) -> None:

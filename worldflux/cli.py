@@ -71,10 +71,12 @@ def unknown_override(argv: Iterable[str], config_name: str = "train") -> str | N
         return None
     finally:
         GlobalHydra.instance().clear()
-    missing = object()
     known = _keys(cfg)
     for key in keys:
-        if OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is missing:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
+        # keys() also lists mandatory (???) values, which `in` and select() treat as absent
+        if not OmegaConf.is_dict(node) or leaf not in list(node.keys()):
             close = difflib.get_close_matches(key, known + sorted(groups), n=3, cutoff=0.6)
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             parent = key.rpartition(".")[0]
