@@ -127,7 +127,8 @@ class UpdateProgressBar(TQDMProgressBar):
         postfix.pop("v_num", None)
         collector = getattr(trainer.datamodule, "collector", None)
         if collector is not None:
-            postfix["steps"] = f"{collector.env_steps}/{trainer.datamodule.env_steps}"
+            postfix.pop("steps", None)  # TrainMetrics' count, shown here against the budget
+            postfix["env_steps"] = f"{collector.env_steps}/{trainer.datamodule.env_steps}"
         self.train_progress_bar.set_postfix(postfix, refresh=False)
         self.train_progress_bar.refresh()
 
