@@ -51,17 +51,15 @@ def train(overrides: list[str], run_dir: Path) -> float:
 
 
 def episodes(metrics_csv: Path) -> list[tuple[int, float]]:
-    """``(env steps, return)`` of the episodes the log saw end (``env/episode_return``).
+    """``(env step at its end, return)`` of every finished episode (``env/episode/return``).
 
-    Logging every update sees every episode except when several end between two updates (the
-    random prefill): then only the latest of them is recorded.
+    Every episode is logged as its own row, at the environment step it ended on.
     """
-    out, seen = [], 0
+    out = []
     with open(metrics_csv) as f:
         for row in csv.DictReader(f):
-            if row.get("env/episode_return") and int(float(row["env/episodes"])) > seen:
-                seen = int(float(row["env/episodes"]))
-                out.append((int(float(row["env/steps"])), float(row["env/episode_return"])))
+            if row.get("env/episode/return"):
+                out.append((int(float(row["step"])), float(row["env/episode/return"])))
     return out
 
 

@@ -7,18 +7,21 @@ Examples::
 
 ``checkpoint`` is a run directory, an export directory or a ``.ckpt``. The environment is the
 run's own (read from ``<run dir>/.hydra/config.yaml``) unless ``env=`` names one. Episodes use
-the policy's mode (``eval_mode=True``); the mean and standard deviation of the returns are printed
-and saved to ``<eval dir>/returns.json``, the first episode to ``<eval dir>/episode.gif``.
+the policy's deterministic mode (``eval_mode=True``) and are the same for the same ``seed``; the
+mean and standard deviation of the returns are printed and saved to ``<eval dir>/returns.json``,
+the first episode to ``<eval dir>/episode.mp4`` (``.gif`` without ``worldflux[video]``; a warning
+says so when the environment cannot render).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from worldflux.catalog import conf_dir
 from worldflux.cli import run_cli
@@ -37,49 +40,46 @@ def run_env_config(checkpoint: str) -> dict[str, Any]:
     return load_run_env(checkpoint)
 
 
+def _checkpoint(cfg: DictConfig) -> str:
+    if OmegaConf.is_missing(cfg, "checkpoint") or cfg.checkpoint is None:
+        raise ConfigError(
+            "eval needs checkpoint=<run dir | export dir | .ckpt>, e.g. "
+            "python -m worldflux.eval checkpoint=outputs/train/experiment-quickstart"
+        )
+    path = Path(str(cfg.checkpoint)).expanduser()
+    if not path.exists():
+        raise ConfigError(f"checkpoint={cfg.checkpoint}: no such file or directory")
+    return str(cfg.checkpoint)
+
+
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run ``cfg.episodes`` episodes; return ``{"mean", "std", "returns", "lengths", "video"}``."""
     import numpy as np
 
     from worldflux import create_world_model
-    from worldflux.envs.registry import make_vector_env
-    from worldflux.training.collector import Collector
-    from worldflux.training.video import write_gif
+    from worldflux.training.evaluation import run_episodes
+    from worldflux.training.video import write_video
 
     validate_config(cfg, "eval")  # every CLI value, before anything is built
-    if cfg.checkpoint in (None, "???"):
-        raise ConfigError("eval needs checkpoint=<run dir | export dir | .ckpt>")
-    env_cfg = to_plain(cfg.env) if cfg.get("env") else run_env_config(str(cfg.checkpoint))
-    env_cfg["num_envs"] = 1
-    model = create_world_model(str(cfg.checkpoint), device=str(cfg.device))
-    model.eval()
-    envs = make_vector_env(env_cfg, seed=int(cfg.seed))
-    policy = model if model.supports("act") else None
-    if policy is None:
-        print(f"warning: {type(model).__name__} has no act(); evaluating random actions")
-    collector = Collector(envs, None, seed=int(cfg.seed), window=int(cfg.episodes))
-    frames: list[np.ndarray] = []
-    while collector.episodes < int(cfg.episodes):
-        collector.step(policy if collector.last is not None else None, eval_mode=True)
-        if cfg.video and collector.episodes == 0:
-            try:
-                frames.append(envs.render(0))
-            except NotImplementedError:
-                cfg.video = False
-    envs.close()
-    returns = [float(s) for s in collector.scores]
-    result = {
-        "mean": float(np.mean(returns)),
-        "std": float(np.std(returns)),
-        "returns": returns,
-        "lengths": [int(n) for n in collector.lengths],
-        "checkpoint": str(cfg.checkpoint),
+    checkpoint = _checkpoint(cfg)
+    env_cfg = to_plain(cfg.env) if cfg.get("env") else run_env_config(checkpoint)
+    model = create_world_model(checkpoint, device=str(cfg.device))
+    run = run_episodes(model, env_cfg, int(cfg.episodes), int(cfg.seed), render=bool(cfg.video))
+    for note in run.notes:
+        print(f"warning: {note}")
+    result: dict[str, Any] = {
+        "mean": float(np.mean(run.returns)),
+        "std": float(np.std(run.returns)),
+        "returns": run.returns,
+        "lengths": run.lengths,
+        "seed": int(cfg.seed),
+        "checkpoint": checkpoint,
     }
-    if cfg.video and frames:
-        result["video"] = str(write_gif(out_dir / "episode.gif", np.stack(frames), int(cfg.fps)))
+    if run.frames is not None:
+        result["video"] = str(write_video(out_dir / "episode", run.frames, int(cfg.fps)))
     (out_dir / "returns.json").write_text(json.dumps(result, indent=2))
     print(
-        f"{len(returns)} episodes: return {result['mean']:.3f} +- {result['std']:.3f}"
+        f"{len(run.returns)} episodes: return {result['mean']:.3f} +- {result['std']:.3f}"
         + (f"; video {result['video']}" if "video" in result else "")
     )
     return result
@@ -89,11 +89,17 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 def _app(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    run_cli(evaluate, cfg, Path(HydraConfig.get().runtime.output_dir))
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_cli(evaluate, cfg, out_dir, run_dir=out_dir)
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point (``worldflux-eval``)."""
+    from worldflux.cli import help_text
+
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(help_text("worldflux.eval", "eval"))
+        return
     _app()
 
 

@@ -2,8 +2,8 @@
 
 Examples::
 
-    python -m worldflux.train                                   # DreamerV3 12M on Catch
-    python -m worldflux.train model=dreamerv3/size12m device=cuda
+    python -m worldflux.train                                   # tiny TD-MPC2 on Catch, minutes
+    python -m worldflux.train model=dreamerv3/size12m env=catch data.env_steps=1000000 device=cuda
     python -m worldflux.train experiment=quickstart             # the README's 5-minute demo
     python -m worldflux.train -m model=dreamer/ci,tdmpc2/ci seed=0,1
 
@@ -14,6 +14,7 @@ from its last checkpoint (``resume=never`` starts over). See ``docs/training.md`
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
 
-    from worldflux.training import setup
+    from worldflux.training import loggers, setup
     from worldflux.training.checkpoint import resume_path
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     # EMA targets (TD-MPC2's target Qs) stay in eval mode on purpose; Lightning warns about them.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    loggers.quiet_console()
     if cfg.get("threads"):
         import torch
 
@@ -75,20 +77,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt = resume_path(run_dir / "checkpoints", cfg.resume)
     if ckpt and trainer.is_global_zero:
         print(f"resuming from {ckpt}")
+    started = time.time()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    collector = getattr(datamodule, "collector", None)
-    if collector is not None:  # the final counters, not the last logged ones
-        metrics.update(collector.stats(), **{"env/steps": float(collector.env_steps)})
-    metrics["train/updates"] = float(datamodule.updates)
+    metrics = final_metrics(trainer, datamodule, run_dir, since=started)
+    updates, resumed = int(metrics["train/updates"]), int(metrics.pop("train/resumed_from"))
     if trainer.is_global_zero:
-        steps = f", {collector.env_steps} env steps" if collector is not None else ""
+        steps = f", {int(metrics['env/steps'])} env steps" if "env/steps" in metrics else ""
         score = f", return {metrics['env/return']:.3f}" if "env/return" in metrics else ""
+        evals = f", eval return {metrics['eval/return']:.3f}" if "eval/return" in metrics else ""
         print(
-            f"trained {datamodule.updates} updates ({datamodule.updates - datamodule.resumed_from}"
-            f" in this session){steps}{score}"
+            f"trained {updates} updates ({updates - resumed} in this session){steps}{score}{evals}"
         )
+        loggers.log_final(trainer.loggers, OmegaConf.to_container(cfg, resolve=True), metrics)
     if trainer.is_global_zero and cfg.get("export", True):
         export = model.save_pretrained(run_dir / "export", model_id=model.model_id)
         metrics["export"] = str(export)  # type: ignore[assignment]
@@ -108,9 +109,42 @@ def compile_model(model: Any) -> None:
     model.compile_phases()
 
 
+def final_metrics(
+    trainer: Any, datamodule: Any, run_dir: Path, since: float = 0.0
+) -> dict[str, float]:
+    """The run's final metrics and counters, as rank 0 saw them.
+
+    Rank 0 writes them to ``<run dir>/results.json`` when training ends
+    (:class:`~worldflux.training.callbacks.RunResults`); under spawn-DDP that file is the only
+    place they exist, since this process's own datamodule never trained. A file older than
+    ``since`` (a previous session's) is ignored.
+    """
+    import json
+
+    from worldflux.training.callbacks import RunResults
+
+    path = run_dir / RunResults.FILE
+    if path.is_file() and path.stat().st_mtime >= since:
+        saved = json.loads(path.read_text())
+        metrics = {k: float(v) for k, v in saved["metrics"].items()}
+        metrics["train/updates"] = float(saved["updates"])
+        metrics["train/resumed_from"] = float(saved["resumed_from"])
+        return metrics
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    collector = getattr(datamodule, "collector", None)
+    if collector is not None:  # the final counters, not the last logged ones
+        metrics.update(collector.stats(), **{"env/steps": float(collector.env_steps)})
+    metrics["train/updates"] = float(datamodule.updates)
+    metrics["train/resumed_from"] = float(datamodule.resumed_from)
+    return metrics
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 def _app(cfg: DictConfig) -> float | None:
-    metrics = run_cli(train, cfg)
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    metrics = run_cli(train, cfg, run_dir=run_dir)
     score = metrics.get(str(cfg.get("optimized_metric") or "env/return"))
     return float(score) if isinstance(score, float) else None
 
@@ -135,7 +169,16 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console entry point (``worldflux-train``)."""
+    from worldflux.cli import help_text, unknown_override
+
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(help_text("worldflux.train", "train"))
+        return
     sys.argv[1:] = _normalise_argv(sys.argv[1:])
+    problem = unknown_override(sys.argv[1:], "train")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     _app()
 
 

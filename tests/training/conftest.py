@@ -100,6 +100,7 @@ FAST = [
     "data.env_steps=80",
     "data.capacity=2000",
     "threads=1",
+    "eval.episodes=1",  # the final evaluation stays cheap
 ]
 
 

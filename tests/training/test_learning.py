@@ -30,7 +30,7 @@ def test_quickstart_learns_catch(tmp_path: Path) -> None:
     )
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
-    match = re.search(r"return (-?\d+\.\d+)", text)
+    match = re.search(r"^trained .*, return (-?\d+\.\d+)", text, re.MULTILINE)
     assert match, text[-2000:]
     # a random paddle scores about -2.4 on 4 balls; the trained agent averages above 0
     assert float(match[1]) > 0.0

@@ -266,6 +266,7 @@ class WorldModel(PhaseTraining, L.LightningModule):
         os.close(fd)
         save_file(state, tmp, metadata={"format": "pt"})
         checksum = sha256_file(Path(tmp))  # of the bytes renamed into place, not re-read later
+        _umask_mode(tmp)
         os.replace(tmp, out / WEIGHTS_FILE)
         meta = {
             "worldflux_version": worldflux.__version__,
@@ -280,10 +281,18 @@ class WorldModel(PhaseTraining, L.LightningModule):
         return out
 
 
+def _umask_mode(path: str) -> None:
+    """Give a ``mkstemp`` file (always 0600) the mode a plain ``open`` would: 0666 minus umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    _umask_mode(tmp)
     os.replace(tmp, path)

@@ -97,6 +97,9 @@ class GymEnv(Env):
         self.repeat = int(action_repeat)
         self._seed = seed
         self.spec = EnvSpec(self._obs_spaces(gym), *self._action_space(gym))
+        if obs != "vector":  # fail here, before training, when pixels cannot be rendered
+            self.env.reset(seed=seed)
+            self._frame()
 
     def _obs_spaces(self, gym: Any) -> dict[str, ObsSpace]:
         space = self.env.observation_space
@@ -133,7 +136,7 @@ class GymEnv(Env):
         if self.mode != "image":
             out["vector"] = np.asarray(raw, dtype=np.float32).reshape(-1)
         if self.mode != "vector":
-            out["image"] = resize_image(np.asarray(self.env.render()), self.size)
+            out["image"] = resize_image(self._frame(), self.size)
         if self.mode == "both":
             return out
         return {SINGLE: next(iter(out.values()))}
@@ -159,7 +162,18 @@ class GymEnv(Env):
             raise NotImplementedError(
                 f"{self.id} was made with env.obs=vector; use env.obs=image or both to render"
             )
-        return np.asarray(self.env.render())
+        return self._frame()
+
+    def _frame(self) -> np.ndarray:
+        """The rendered frame; a missing renderer (pygame, ...) is a ConfigError, not a traceback."""
+        gym = import_gymnasium()
+        try:
+            return np.asarray(self.env.render())
+        except gym.error.DependencyNotInstalled as err:
+            raise ConfigError(
+                f"{self.id} with env.obs={self.mode} renders pixels, which needs a renderer that "
+                f"is not installed ({err}); install it or use env.obs=vector"
+            ) from None
 
     def close(self) -> None:
         self.env.close()

@@ -1,8 +1,11 @@
 """Lightning callbacks of the training entry point.
 
-- :class:`TrainMetrics`: environment returns (mean of the recent episodes and the latest one) and
-  episode lengths, environment steps, env steps/s, gradient steps/s and the measured train ratio,
-  on the progress bar and in the loggers.
+- :class:`TrainMetrics`: the return and length of every finished episode (``env/episode/*``,
+  against the environment step), the mean of the recent episodes with their count, environment
+  steps, env steps/s, gradient steps/s and the measured train ratio, on the progress bar and in
+  the loggers.
+- :class:`RunResults`: rank 0's final counters and statistics in ``<run dir>/results.json``, so
+  the launching process reports the true numbers even when the ranks were spawned.
 - :class:`StopOnNonFinite`: stops the run when a logged loss is NaN or infinite, naming the
   update and the loss term.
 - :class:`PeriodicCheckpoint`: writes ``checkpoints/last.ckpt`` every ``every_n_updates`` updates
@@ -15,7 +18,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import json
 import math
 import os
 import shutil
@@ -56,6 +59,27 @@ class TrainMetrics(L.Callback):
         collector = getattr(dm, "collector", None)
         self._start = (getattr(dm, "updates", 0), collector.env_steps if collector else 0)
 
+    @staticmethod
+    def log_episodes(trainer: L.Trainer) -> int:
+        """Hand every episode finished since the last call to the loggers; return how many.
+
+        Each episode is one point at the environment step it ended on, so none is lost when
+        several end between two logged updates (or during prefilling).
+        """
+        collector = getattr(_datamodule(trainer), "collector", None)
+        if collector is None or not hasattr(collector, "pop_unlogged"):
+            return 0
+        episodes = collector.pop_unlogged()
+        if trainer.is_global_zero:
+            for score, length, step in episodes:
+                row = {"env/episode/return": score, "env/episode/length": float(length)}
+                for logger in trainer.loggers:
+                    logger.log_metrics(row, step=step)
+        return len(episodes)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.log_episodes(trainer)  # episodes that ended while the last batch was collected
+
     def on_train_batch_end(
         self,
         trainer: L.Trainer,
@@ -65,6 +89,7 @@ class TrainMetrics(L.Callback):
         batch_idx: int,
     ) -> None:
         dm = _datamodule(trainer)
+        self.log_episodes(trainer)
         if dm is None or dm.updates % self.every:
             return
         metrics = self.compute(dm)
@@ -92,13 +117,46 @@ class TrainMetrics(L.Callback):
             out.update(collector.stats())
             out["env/steps"] = float(env_steps)
             out["env/episodes"] = float(collector.episodes)
-            if collector.scores:  # the latest finished episode (learning curves per episode)
-                out["env/episode_return"] = float(collector.scores[-1])
             out["perf/env_steps_per_s"] = (env_steps - self._start[1]) / elapsed
             trained = env_steps - (dm.train_start or env_steps)
             if trained > 0:
                 out["perf/train_ratio"] = dm.replayed_steps() / trained
         return out
+
+
+class RunResults(L.Callback):
+    """Write rank 0's final counters and statistics to ``<dirpath>/results.json``.
+
+    With ``trainer=ddp`` spawning its ranks, the datamodule of the launching process never
+    trains; the train app reads this file instead of its own (idle) counters.
+
+    Args:
+        dirpath: the run directory.
+    """
+
+    FILE = "results.json"
+
+    def __init__(self, dirpath: str) -> None:
+        self.path = Path(dirpath) / self.FILE
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        dm = _datamodule(trainer)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        collector = getattr(dm, "collector", None)
+        if collector is not None:  # the final counters, not the last logged ones
+            metrics.update(collector.stats(), **{"env/steps": float(collector.env_steps)})
+        result = {
+            "updates": int(getattr(dm, "updates", trainer.global_step)),
+            "resumed_from": int(getattr(dm, "resumed_from", 0)),
+            "env_steps": int(collector.env_steps) if collector is not None else None,
+            "metrics": metrics,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        os.replace(tmp, self.path)
 
 
 class StopOnNonFinite(L.Callback):
@@ -237,7 +295,8 @@ class OpenLoopVideo(L.Callback):
 
     The model sees ``context`` steps, then predicts the rest of the sequence from the recorded
     actions alone. The video (ground truth | prediction | error) goes to
-    ``<run dir>/videos/openloop-<update>.gif`` and, as a time strip, to TensorBoard. Families
+    ``<run dir>/videos/openloop-<update>.mp4`` (``.gif`` without the video extra) and to
+    TensorBoard's videos. Families
     without ``decode`` and environments without image observations are skipped.
 
     Args:
@@ -282,10 +341,10 @@ class OpenLoopVideo(L.Callback):
         self.write(trainer, pl_module, dm, key)
 
     def write(self, trainer: L.Trainer, pl_module: Any, dm: Any, key: str | None) -> Path:
-        """Render and save one video; return the GIF path."""
+        """Render and save one video; return its path (MP4 with the video extra, else GIF)."""
         import torch
 
-        from worldflux.training.video import open_loop_frames, write_gif
+        from worldflux.training.video import log_video, open_loop_frames, write_video
 
         sample = dm.replay.sample(self.samples, self.length)
         dev = pl_module.device
@@ -301,18 +360,8 @@ class OpenLoopVideo(L.Callback):
             frames = open_loop_frames(pl_module, move(sample), self.context, key)
         finally:
             pl_module.train(was_training)
-        path = write_gif(
-            Path(trainer.default_root_dir) / "videos" / f"openloop-{dm.updates:07d}.gif", frames
+        path = write_video(
+            Path(trainer.default_root_dir) / "videos" / f"openloop-{dm.updates:07d}", frames
         )
-        for logger in trainer.loggers:
-            experiment: Any = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_image"):
-                strip = frames[:: max(1, len(frames) // 8)]
-                with contextlib.suppress(ImportError):  # TensorBoard images need pillow
-                    experiment.add_image(
-                        "video/openloop",
-                        strip.transpose(1, 0, 2, 3).reshape(strip.shape[1], -1, 3),
-                        global_step=dm.updates,
-                        dataformats="HWC",
-                    )
+        log_video(trainer.loggers, "video/openloop", frames, dm.updates)
         return path

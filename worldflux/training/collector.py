@@ -53,8 +53,11 @@ class Collector:
         self.rng = np.random.default_rng(seed)
         self.env_steps = 0
         self.episodes = 0
+        self.window = int(window)
         self.scores: deque[float] = deque(maxlen=window)
         self.lengths: deque[int] = deque(maxlen=window)
+        #: Finished episodes not yet handed to the loggers: ``(return, length, env step)``.
+        self.unlogged: list[tuple[float, int, int]] = []
         self.agent_state: Any = None
         self.last: dict[str, Any] | None = None
         self.collect_time = 0.0
@@ -77,6 +80,7 @@ class Collector:
             self.episodes += 1
             self.scores.append(ep.score)
             self.lengths.append(ep.length)
+            self.unlogged.append((float(ep.score), int(ep.length), self.env_steps))
         self.collect_time += time.perf_counter() - start
         return step
 
@@ -99,12 +103,29 @@ class Collector:
         self.last = None
         self.agent_state = None
 
+    def pop_unlogged(self) -> list[tuple[float, int, int]]:
+        """Every episode finished since the last call: ``(return, length, env step at its end)``.
+
+        The loggers need each episode, not only the ones that end right before a logged update,
+        or learning curves are drawn from a biased sample.
+        """
+        out, self.unlogged = self.unlogged, []
+        return out
+
     def stats(self) -> dict[str, float]:
-        """Mean return and length over the recent episodes (empty before the first one ends)."""
+        """Mean return and length over the recent episodes (empty before the first one ends).
+
+        ``env/return`` (the value sweeps optimise) equals ``env/return_mean<window>``;
+        ``env/return_count`` says how many episodes the mean covers (fewer than the window early
+        in a run).
+        """
         if not self.scores:
             return {}
+        mean = float(np.mean(self.scores))
         return {
-            "env/return": float(np.mean(self.scores)),
+            "env/return": mean,
+            f"env/return_mean{self.window}": mean,
+            "env/return_count": float(len(self.scores)),
             "env/length": float(np.mean(self.lengths)),
         }
 

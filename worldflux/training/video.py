@@ -1,6 +1,8 @@
-"""Videos without extra dependencies: an animated-GIF writer and open-loop prediction frames.
+"""Videos: MP4 through the optional ``imageio-ffmpeg`` encoder, else a dependency-free GIF writer;
+TensorBoard videos; open-loop prediction frames.
 
-The GIF writer quantises frames to a fixed 3-3-2 bit RGB palette and stores every pixel as a
+MP4 needs ``pip install 'worldflux[video]'`` (``imageio-ffmpeg`` ships its own ffmpeg binary);
+without it :func:`write_video` falls back to GIF. The GIF writer quantises frames to a fixed 3-3-2 bit RGB palette and stores every pixel as a
 literal LZW code (a clear code is emitted before the code table would grow), which every GIF
 decoder reads; files are larger than compressed GIFs but need nothing beyond numpy.
 
@@ -91,6 +93,76 @@ def write_gif(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 15) -
     os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
     os.replace(tmp, target)
     return target
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """Pad ``(T, H, W, 3)`` frames to even height and width (H.264 in yuv420p needs them)."""
+    t, h, w, _ = frames.shape
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def mp4_available() -> bool:
+    """Whether MP4 files can be written (the ``imageio-ffmpeg`` extra is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("imageio_ffmpeg") is not None
+
+
+def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 15) -> Path:
+    """Write ``frames (T, H, W, 3)`` uint8 as an H.264 MP4 at ``path`` (needs ``imageio-ffmpeg``)."""
+    import imageio_ffmpeg
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frames = _even(np.ascontiguousarray(frames, dtype=np.uint8))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.mp4")
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp),
+        (frames.shape[2], frames.shape[1]),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=2,
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)  # start the encoder
+    for frame in frames:
+        writer.send(frame)
+    writer.close()
+    os.replace(tmp, target)
+    return target
+
+
+def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: int = 15) -> Path:
+    """Write ``frames (T, H, W, 3)`` uint8 as ``<path>.mp4`` when possible, else ``<path>.gif``.
+
+    ``path`` is given without a suffix; the returned path has the one that was written.
+    """
+    base = Path(path)
+    if mp4_available():
+        return write_mp4(base.with_suffix(".mp4"), frames, fps)
+    return write_gif(base.with_suffix(".gif"), frames, fps)
+
+
+def log_video(loggers: list[Any], tag: str, frames: np.ndarray, step: int, fps: int = 15) -> None:
+    """Log ``frames (T, H, W, 3)`` as a video to the TensorBoard loggers among ``loggers``.
+
+    TensorBoard shows videos as animated GIF image summaries (what ``SummaryWriter.add_video``
+    writes); encoding the GIF here avoids ``add_video``'s ``moviepy`` dependency.
+    """
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    gif = None
+    for logger in loggers:
+        writer: Any = getattr(logger, "experiment", None)
+        file_writer = getattr(writer, "file_writer", None)
+        if file_writer is None or not hasattr(writer, "add_image"):
+            continue
+        if gif is None:
+            gif = encode_gif(frames, fps)
+        t, h, w, _ = frames.shape
+        image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=gif)
+        file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
 def to_frames(images: Any) -> np.ndarray:

@@ -97,8 +97,10 @@ class Encoder(nn.Module):
         if self.is_image:
             if num_channels * 16 != latent_dim:
                 raise ConfigError(
-                    f"the pixel encoder flattens to num_channels*4*4 = {num_channels * 16} "
-                    f"features, which must equal latent_dim ({latent_dim})"
+                    f"image observations {self.obs_shape}: the pixel encoder flattens to "
+                    f"num_channels*4*4 = {num_channels * 16} features, which must equal "
+                    f"latent_dim ({latent_dim}); this preset is sized for vector observations "
+                    "(use a vector env such as env=catch_vector, or a preset such as tdmpc2/5m)"
                 )
             self.aug = ShiftAug(shift_pad)
             self.net = nn.Sequential(
