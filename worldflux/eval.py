@@ -41,11 +41,6 @@ def run_env_config(checkpoint: str) -> dict[str, Any]:
 
 
 def _checkpoint(cfg: DictConfig) -> str:
-    if OmegaConf.is_missing(cfg, "checkpoint") or cfg.checkpoint is None:
-        raise ConfigError(
-            "eval needs checkpoint=<run dir | export dir | .ckpt>, e.g. "
-            "python -m worldflux.eval checkpoint=outputs/train/experiment-quickstart"
-        )
     path = Path(str(cfg.checkpoint)).expanduser()
     if not path.exists():
         raise ConfigError(f"checkpoint={cfg.checkpoint}: no such file or directory")
@@ -60,6 +55,11 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from worldflux.training.evaluation import run_episodes
     from worldflux.training.video import write_video
 
+    if OmegaConf.is_missing(cfg, "checkpoint") or cfg.checkpoint is None:
+        raise ConfigError(
+            "eval needs checkpoint=<run dir | export dir | .ckpt>, e.g. "
+            "python -m worldflux.eval checkpoint=outputs/train/experiment-quickstart"
+        )
     validate_config(cfg, "eval")  # every CLI value, before anything is built
     checkpoint = _checkpoint(cfg)
     env_cfg = to_plain(cfg.env) if cfg.get("env") else run_env_config(checkpoint)
