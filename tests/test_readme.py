@@ -28,7 +28,7 @@ TINY = {
         "data.batch_size": "8",
         "data.updates": "5",
         "eval.episodes": "1",
-        "eval.every": "0",
+        "eval.every": "null",
         "callbacks.video": "null",
         "trainer.enable_progress_bar": "false",
         "threads": "1",

@@ -10,7 +10,6 @@ choosing one that is not installed raises :class:`~worldflux.errors.ConfigError`
 
 from __future__ import annotations
 
-import csv as _csv
 import importlib.util
 import os
 from collections.abc import Mapping
@@ -37,30 +36,7 @@ def tensorboard(save_dir: str, name: str = "tensorboard", **kwargs: Any) -> Any:
 
 def csv(save_dir: str, name: str = "csv", **kwargs: Any) -> Any:
     """A ``metrics.csv`` file in ``<save_dir>/<name>``, appended to when a run resumes."""
-    from lightning.pytorch.loggers import CSVLogger
-    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-
-    class AppendingWriter(ExperimentWriter):
-        """Lightning's CSV writer without the deletion of an existing ``metrics.csv``."""
-
-        def _check_log_dir_exists(self) -> None:
-            # Lightning deletes the file here; a resumed run must keep its history instead, so
-            # the existing header is adopted and new rows are appended below the old ones.
-            if not os.path.isfile(self.metrics_file_path):
-                return
-            with open(self.metrics_file_path, newline="") as fh:
-                header = next(_csv.reader(fh), [])
-            self.metrics_keys = sorted(header)
-
-    class AppendingCSVLogger(CSVLogger):
-        """:class:`CSVLogger` whose ``metrics.csv`` survives reruns of the same run."""
-
-        @property
-        def experiment(self) -> Any:
-            if self._experiment is None:
-                os.makedirs(self.root_dir, exist_ok=True)
-                self._experiment = AppendingWriter(log_dir=self.log_dir)
-            return self._experiment
+    from worldflux.training.csv_logger import AppendingCSVLogger
 
     return AppendingCSVLogger(save_dir=save_dir, name=name, version="", **kwargs)
 
