@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers import quiet_trainer
 from worldflux import catalog, create_world_model, get_config
 from worldflux.config import config_class
 from worldflux.core.config import WorldModelConfig
@@ -99,17 +100,8 @@ def train_steps(model: Any, batch: Mapping[str, Any], n: int = 1) -> None:
     The one place the tests touch the update API: Lightning calls ``training_step`` (automatic or
     manual optimisation, with the model's ``configure_optimizers``) exactly as a training run does.
     """
-    import lightning as L
-
     loader = torch.utils.data.DataLoader(_Batches(batch, n), batch_size=None)
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer()
     trainer.fit(model, train_dataloaders=loader)
 
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 
+from tests.helpers import quiet_trainer
 from worldflux.envs.registry import env_spec
 from worldflux.errors import ConfigError
 from worldflux.training import loggers
@@ -44,13 +44,8 @@ def _fit(model: Any, tmp_path: Path, logger: Any, **data: Any) -> OnlineDataModu
     args = {"train_ratio": 10.0, "prefill": 40, "env_steps": 120, "capacity": 500}
     args.update(data)
     dm = OnlineDataModule(ENV, spec, 4, 5, seed=0, **args)
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
+    trainer = quiet_trainer(
         logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[TrainMetrics(every_n_updates=50)],
         default_root_dir=str(tmp_path),
     )
@@ -166,13 +161,7 @@ def test_planned_updates_is_the_number_a_run_makes(
 
 
 def _fit_dm(model: Any, tmp_path: Path, dm: OnlineDataModule) -> None:
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
         default_root_dir=str(tmp_path),
     )
     trainer.fit(model, datamodule=dm)
@@ -187,13 +176,7 @@ def test_plain_summary_line_when_the_bar_is_off(
     dm = OnlineDataModule(
         ENV, spec, 4, 5, train_ratio=10.0, prefill=40, env_steps=120, capacity=500, seed=0
     )
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
         callbacks=[PlainProgress(every_s=0.0)],
         default_root_dir=str(tmp_path),
     )

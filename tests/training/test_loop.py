@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
 
+from tests.helpers import quiet_trainer
 from worldflux.envs.registry import env_spec
 from worldflux.errors import ConfigError
 from worldflux.training.callbacks import (
@@ -28,13 +28,7 @@ def _fit(model: Any, tmp_path: Path, callbacks: list, **data: Any) -> OnlineData
     args = {"train_ratio": 10.0, "prefill": 20, "env_steps": 100, "capacity": 500}
     args.update(data)
     dm = OnlineDataModule(ENV, spec, 4, 5, seed=0, checkpoint_dir=str(tmp_path / "ckpt"), **args)
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(tmp_path),

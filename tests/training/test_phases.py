@@ -6,10 +6,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
 
+from tests.helpers import quiet_trainer
 from tests.models.dreamerv3.conftest import make_batch as dreamer_batch
 from tests.models.tdmpc2.test_tdmpc2_training import make_batch as tdmpc2_batch
 from worldflux import create_world_model, get_config
@@ -173,14 +173,7 @@ def test_global_step_counts_updates_not_optimiser_steps() -> None:
     batch = tdmpc2_batch()
     data = [{k: v[i] for k, v in batch.items()} for i in range(8)]
     loader = torch.utils.data.DataLoader(data, batch_size=2)  # 4 updates, 8 optimiser steps
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer()
     trainer.fit(model, loader)
     assert trainer.global_step == 4 == model.updates_done
     assert model.phase_steps == {"model": 4, "policy": 4}
