@@ -410,12 +410,9 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
     import torch.nn.functional as F
 
     from worldflux.models.dreamerv3 import rssm as rssm_mod
-    from worldflux.models.dreamerv3.behavior import (
-        ReturnNorm,
-        imagination_losses,
-        replay_value_loss,
-    )
+    from worldflux.models.dreamerv3.behavior import imagination_losses, replay_value_loss
     from worldflux.models.dreamerv3.losses import features, world_model_losses
+    from worldflux.nn.scale import PercentileScale
 
     data = np.load(path)
     o = {k[len("out/") :]: torch.from_numpy(data[k]) for k in data.files if k.startswith("out/")}
@@ -514,8 +511,9 @@ def compare(setting: str, path: str) -> list[tuple[str, float, float]]:
                 rew_i = model.reward_head.pred(model.reward_head(full))
                 con_i = model.continue_head.prob(model.continue_head(full))
                 slow_i = model.slow_value.pred(model.slow_value(full))
-            retnorm = ReturnNorm(model.config.retnorm_rate, model.config.retnorm_limit,
-                                 model.config.retnorm_perclo, model.config.retnorm_perchi)  # fmt: skip
+            retnorm = PercentileScale(model.config.retnorm_rate, limit=model.config.retnorm_limit,
+                                      low=model.config.retnorm_perclo,
+                                      high=model.config.retnorm_perchi)  # fmt: skip
             cfg = model.config
             ilos, ret, _ = imagination_losses(
                 imgact, rew_i, con_i, model.policy(full), model.value(full), slow_i, model.value,

@@ -229,13 +229,17 @@ class PhaseTraining:
 
     # ------------------------------------------------------------------ compile
     def compile_phases(self, **options: Any) -> None:
-        """Compile ``phase_loss`` with ``torch.compile`` (forward and backward graphs).
+        """Compile ``phase_loss`` and the planner's inner loop with ``torch.compile``.
 
-        ``options`` go to ``torch.compile`` (over the family's ``compile_options``). Afterwards
-        ``compile_requested`` is true, so a planner can compile its inner loop with
-        :meth:`compile_fn` when it is built or first called.
+        The phase losses get forward and backward graphs; a model holding a planner (attribute
+        ``planner`` with a ``compile`` method, see :meth:`worldflux.planning.base.Planner.compile`)
+        gets its sequence scoring compiled too. ``options`` go to ``torch.compile`` (over the
+        family's ``compile_options``). Afterwards ``compile_requested`` is true.
         """
         self._loss_fn = self.compile_fn(self.phase_loss, **options)
+        planner = getattr(self, "planner", None)
+        if planner is not None and hasattr(planner, "compile"):
+            planner.compile(lambda fn: self.compile_fn(fn, **options))
         self.compile_requested = True
 
     def compile_fn(self, fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:

@@ -12,6 +12,7 @@ Axis legend: ``B`` environments, ``H`` horizon, ``A`` action size, ``Z`` latent 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -111,6 +112,15 @@ class Planner(abc.ABC):
             goal: goal latents ``(B, Z)`` (the model's encoding of the goal observations);
                 required by the goal objective.
         """
+
+    def compile(self, compile_fn: Callable[[Callable[..., Tensor]], Callable[..., Tensor]]) -> None:
+        """Compile the inner loop's cost: scoring sampled sequences by rolling out the model.
+
+        ``compile_fn`` is the model's :meth:`~worldflux.core.training.PhaseTraining.compile_fn`
+        (``torch.compile`` with the family's options); ``compile=true`` calls this for a model's
+        planner. The compiled scoring shadows :meth:`score` on this planner only.
+        """
+        self.score = compile_fn(type(self).score.__get__(self))  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ shared steps
     def check(self, model: object, goal: Tensor | None) -> None:

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worldflux.models.dreamerv3.behavior import ReturnNorm, lambda_return
+from worldflux.models.dreamerv3.behavior import lambda_return
+from worldflux.nn.scale import PercentileScale
 from worldflux.models.dreamerv3.heads import Categorical, TwoHotHead, symexp_bins
 from worldflux.models.dreamerv3.rssm import RSSM, categorical_kl
 from worldflux.nn.conv import UpConv2d
@@ -131,7 +132,7 @@ def test_lambda_return_recursion() -> None:
 
 
 def test_return_norm_percentile_ema() -> None:
-    norm = ReturnNorm(rate=0.01, limit=1.0)
+    norm = PercentileScale(0.01, limit=1.0, smooth="bounds")
     x = torch.linspace(0, 100, 1001)
     offset, scale = norm(x, update=True)
     assert torch.isclose(offset, torch.tensor(0.05)) and scale == 1.0  # hi - lo = 0.9 < limit

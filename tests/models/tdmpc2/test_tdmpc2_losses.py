@@ -10,13 +10,13 @@ import torch
 
 from worldflux.models.tdmpc2.config import discount_from_episode_length
 from worldflux.models.tdmpc2.losses import (
-    RunningScale,
     policy_sample,
     soft_ce,
     two_hot_bins,
     two_hot_value,
 )
 from worldflux.nn.functional import symlog, twohot
+from worldflux.nn.scale import PercentileScale
 
 
 def test_two_hot_round_trip() -> None:
@@ -73,17 +73,25 @@ def test_policy_sample_masks_unused_action_dimensions() -> None:
 
 
 def test_running_scale_tracks_the_percentile_range() -> None:
-    scale = RunningScale(tau=0.01)
+    scale = PercentileScale(0.01, limit=1.0, smooth="range")
     x = torch.linspace(0, 100, 101)
     scale.update(x)
     # 95th - 5th percentile = 90; value moves from 1 towards 90 by tau
     torch.testing.assert_close(scale.value, torch.tensor([1 + 0.01 * 89]))
     q = torch.quantile(x, torch.tensor([0.05, 0.95]))
-    torch.testing.assert_close(scale._percentile(x), q)
-    small = RunningScale(tau=1.0)
+    torch.testing.assert_close(scale.percentiles(x), q)
+    small = PercentileScale(1.0, limit=1.0, smooth="range")
     small.update(torch.zeros(10))
     assert small.value.item() == 1.0  # never below 1
-    torch.testing.assert_close(scale(torch.tensor([1.89])), torch.tensor([1.0]))
+    torch.testing.assert_close(torch.tensor([1.89]) / scale.scale(), torch.tensor([1.0]))
+    assert scale.offset().item() == 0.0
+
+
+def test_running_scale_loads_checkpoints_with_the_old_percentiles_buffer() -> None:
+    scale = PercentileScale(0.01, smooth="range")
+    old = {"value": torch.tensor([3.0]), "percentiles": torch.tensor([5.0, 95.0])}
+    scale.load_state_dict(old)
+    assert scale.scale().item() == 3.0
 
 
 @pytest.mark.parametrize(

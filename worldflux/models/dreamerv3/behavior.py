@@ -19,10 +19,11 @@ Axis legend: ``N`` imagination starts (``B * K``), ``H`` imagined steps + 1, ``B
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from worldflux.models.dreamerv3.heads import TwoHotHead
 from worldflux.nn.distributions import BoundedNormal, Categorical
+from worldflux.nn.scale import PercentileScale
 
 
 def lambda_return(
@@ -42,31 +43,6 @@ def lambda_return(
     return torch.stack(rets[::-1][:-1], 1)
 
 
-class ReturnNorm(nn.Module):
-    """EMA of the ``perclo``/``perchi`` percentiles of returns; scale ``max(limit, hi - lo)``."""
-
-    lo: Tensor
-    hi: Tensor
-
-    def __init__(
-        self, rate: float = 0.01, limit: float = 1.0, perclo: float = 5.0, perchi: float = 95.0
-    ) -> None:
-        super().__init__()
-        self.rate, self.limit = rate, limit
-        self.q = (perclo / 100.0, perchi / 100.0)
-        self.register_buffer("lo", torch.zeros(()))
-        self.register_buffer("hi", torch.zeros(()))
-
-    def forward(self, x: Tensor, update: bool) -> tuple[Tensor, Tensor]:
-        """Update the statistics with ``x`` (when ``update``) and return ``(offset, scale)``."""
-        if update:
-            flat = x.detach().float().flatten()
-            q = torch.quantile(flat, torch.tensor(self.q, device=flat.device))
-            self.lo.mul_(1 - self.rate).add_(self.rate * q[0])
-            self.hi.mul_(1 - self.rate).add_(self.rate * q[1])
-        return self.lo.clone(), torch.clamp(self.hi - self.lo, min=self.limit)
-
-
 def imagination_losses(
     act: Tensor,
     rew: Tensor,
@@ -75,7 +51,7 @@ def imagination_losses(
     value_logits: Tensor,
     slow_value: Tensor,
     value_head: TwoHotHead,
-    retnorm: ReturnNorm,
+    retnorm: PercentileScale,
     update: bool,
     *,
     disc: float,

@@ -13,7 +13,6 @@ Axis legend: ``B`` batch, ``T`` time, ``H`` horizon, ``A`` action size, ``D`` de
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +22,6 @@ from torch import Tensor
 from worldflux.core.model import OPERATIONS, LossOutput, WorldModel
 from worldflux.errors import ShapeError
 from worldflux.models.dreamerv3 import inputs
-from worldflux.models.dreamerv3.behavior import ReturnNorm
 from worldflux.models.dreamerv3.config import DreamerV3Config
 from worldflux.models.dreamerv3.losses import (
     actor_critic_losses,
@@ -32,7 +30,8 @@ from worldflux.models.dreamerv3.losses import (
     world_model_losses,
 )
 from worldflux.models.dreamerv3.planning import DreamerV3Planning
-from worldflux.nn.ema import ema_update
+from worldflux.nn.ema import ema_update, frozen_copy
+from worldflux.nn.scale import PercentileScale
 
 State = dict[str, Tensor]
 
@@ -91,15 +90,21 @@ class DreamerV3(DreamerV3Planning, WorldModel):
         )
         self.value = self.build_component("value", in_dim=feat, units=c.units)
         self._build_slow_value()
-        self.retnorm = ReturnNorm(
-            c.retnorm_rate, c.retnorm_limit, c.retnorm_perclo, c.retnorm_perchi
+        self.retnorm = PercentileScale(
+            c.retnorm_rate,
+            limit=c.retnorm_limit,
+            low=c.retnorm_perclo,
+            high=c.retnorm_perchi,
+            smooth="bounds",
         )
         self.register_buffer("slow_count", torch.zeros((), dtype=torch.long))
         self.planner = self.build_planner()  # None: act with the actor
 
     def _build_slow_value(self) -> None:
         """The slow critic: an EMA copy of ``value`` that is never trained directly."""
-        self.slow_value = copy.deepcopy(self.value).requires_grad_(False)
+        # The critic has no dropout or running statistics, so its copy may follow the model's
+        # train/eval mode (Lightning warns about modules left in eval mode).
+        self.slow_value = frozen_copy(self.value).train(self.value.training)
 
     def replace_component(self, slot: str, component: torch.nn.Module) -> None:
         super().replace_component(slot, component)

@@ -18,7 +18,6 @@ Axis legend: ``B`` batch / environments, ``T`` time, ``H`` horizon, ``E`` Q ense
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,15 +27,16 @@ from torch import Tensor, nn
 from worldflux.errors import ShapeError
 from worldflux.models.tdmpc2.config import TDMPC2Config
 from worldflux.models.tdmpc2.losses import (
-    RunningScale,
     discount_vector,
     policy_sample,
     two_hot_bins,
     two_hot_value,
 )
 from worldflux.models.tdmpc2.training import TDMPC2Training
+from worldflux.nn.ema import frozen_copy
 from worldflux.nn.layers import count_parameters
 from worldflux.nn.layers import init_trunc_normal as init_weights
+from worldflux.nn.scale import PercentileScale
 from worldflux.planning import MPPIPlanner, Planner, PlanningError, build_planner
 
 #: How far outside [-1, 1] an action may stray (float rounding of a tanh or of a rescale).
@@ -113,7 +113,7 @@ class TDMPC2(TDMPC2Training):
         self.register_buffer("action_masks", masks)
         self.register_buffer("discounts", discount_vector(c.task_discounts()))
         self.register_buffer("bins", two_hot_bins(c.num_bins, c.vmin, c.vmax), persistent=False)
-        self.scale = RunningScale(c.tau)
+        self.scale = PercentileScale(c.tau, limit=1.0, smooth="range")
         self.planner = self._build_planner()
 
     def _build_planner(self) -> Planner:
@@ -135,8 +135,7 @@ class TDMPC2(TDMPC2Training):
 
     @staticmethod
     def _make_target(q: nn.Module) -> nn.Module:
-        target = copy.deepcopy(q).requires_grad_(False)
-        return target.train(False)
+        return frozen_copy(q)
 
     def train(self, mode: bool = True) -> TDMPC2:
         """Set train/eval mode; the target Q-functions always stay in eval mode (no dropout)."""

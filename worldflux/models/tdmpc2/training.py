@@ -35,8 +35,9 @@ from torch import Tensor
 from worldflux.core.model import LossOutput, WorldModel
 from worldflux.errors import ShapeError
 from worldflux.models.tdmpc2.config import TDMPC2Config
-from worldflux.models.tdmpc2.losses import RunningScale, masked_mean, soft_ce
+from worldflux.models.tdmpc2.losses import masked_mean, soft_ce
 from worldflux.nn.ema import ema_update
+from worldflux.nn.scale import PercentileScale
 
 
 class TDMPC2Training(WorldModel):
@@ -52,7 +53,7 @@ class TDMPC2Training(WorldModel):
     task_emb: torch.nn.Embedding | None
     target_q: torch.nn.Module
     bins: Tensor
-    scale: RunningScale
+    scale: PercentileScale
     # Inductor's joint-graph pattern matcher fails on the world-model loss in torch 2.13 ("Not all
     # inputs to pattern found in match.kwargs ... slice_shape"); compiling without it works.
     compile_options = {"options": {"pattern_matcher": False}}
@@ -211,7 +212,7 @@ class TDMPC2Training(WorldModel):
             self.q_ensemble.train(dropout_was)
         if update_scale:
             self.scale.update(q[0])
-        q = self.scale(q)
+        q = q / self.scale.scale()
         objective = -(c.entropy_coef * sample["scaled_entropy"] + q)  # (H+1, N)
         if valid is not None:
             valid = torch.cat([torch.ones_like(valid[:1]), valid], 0)
@@ -226,7 +227,7 @@ class TDMPC2Training(WorldModel):
         info = {
             "entropy": sample["entropy"].mean().detach(),
             "scaled_entropy": sample["scaled_entropy"].mean().detach(),
-            "scale": self.scale.value[0].detach(),
+            "scale": self.scale.scale().detach(),
         }
         return loss, info
 
