@@ -15,7 +15,9 @@ hard-codes CUDA and ``torch.compile``): the stand-in holds the model, the two Ad
 the official parameter groups (``capturable=False`` on CPU), the running scale and the discount.
 
 The official weights are perturbed (so that the zero-initialised reward and Q output layers and the
-unit LayerNorm gains are not trivial), copied into ours by :func:`official_to_ours`, then both are
+unit LayerNorm gains are not trivial), saved as the official trainer saves them and loaded into ours by
+``create_world_model("tdmpc2:5m", weights=<file>)`` (the mapping of
+:mod:`worldflux.models.tdmpc2.weights`; the spaces come from the file), then both are
 fed identical inputs and identical random draws (``torch.manual_seed`` before each call; the two
 codes draw their random numbers in the same order). Prints a table of max abs differences.
 """
@@ -23,7 +25,9 @@ codes draw their random numbers in the same order). Prints a table of max abs di
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +37,7 @@ from torch import Tensor, nn
 
 from worldflux import create_world_model
 from worldflux.models.tdmpc2.losses import soft_ce
+from worldflux.models.tdmpc2.weights import SKIPPED, official_to_ours
 
 ROWS: list[tuple[str, str, float, float]] = []
 
@@ -129,79 +134,11 @@ def official_agent(off: SimpleNamespace, cfg: Any, model: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- weight mapping
-#: official prefix -> ours, for the plain MLPs (layer indices and ``.ln`` names are shared).
-MLP_PREFIXES = {
-    "_encoder.state.": "encoder.net.",
-    "_dynamics.": "dynamics.net.",
-    "_reward.": "reward.net.",
-    "_termination.": "termination.net.",
-    "_pi.": "policy.net.",
-    "_task_emb.": "task_emb.",
-}
-#: official ensemble parameters -> ours: (TensorDictParams prefix, our module name)
-ENSEMBLES = {"_Qs.params.": "q_ensemble", "_target_Qs_params.": "target_q"}
-#: official keys with no counterpart to copy: vmap placeholders on the meta device, the detached
-#: alias of _Qs.params, and buffers that ours holds as constants / builds from its config.
-SKIPPED = (
-    "_Qs.module.",
-    "_detach_Qs.module.",
-    "_target_Qs.module.",
-    "_detach_Qs_params.",
-    "log_std_min",
-    "log_std_dif",
-    "_action_masks",
-)
-
-
-def official_to_ours(official: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Our state-dict entries for the official state dict (the explicit key mapping).
-
-    ``_encoder.state.{i}.{weight,bias,ln.weight,ln.bias}`` -> ``encoder.net.{i}...`` (same for
-    dynamics, reward, termination, ``_pi`` -> ``policy``, ``_task_emb`` -> ``task_emb``);
-    ``_Qs.params.{l}.{weight,bias}`` (stacked over members) -> ``q_ensemble.layers.{l}...``;
-    ``_Qs.params.{l}.ln.{weight,bias}`` -> ``q_ensemble.ln_{weight,bias}[l]`` (stacked over the
-    two hidden layers); the same for ``_target_Qs_params`` -> ``target_q``.
-    """
-    out: dict[str, Tensor] = {}
-    ln: dict[str, dict[int, Tensor]] = {}
-    for key, value in official.items():
-        if not isinstance(value, Tensor) or key.startswith(SKIPPED) or "__" in key:
-            continue
-        for src, dst in MLP_PREFIXES.items():
-            if key.startswith(src):
-                out[dst + key[len(src) :]] = value
-                break
-        else:
-            for src, dst in ENSEMBLES.items():
-                if key.startswith(src):
-                    layer, rest = key[len(src) :].split(".", 1)
-                    if rest.startswith("ln."):
-                        name = f"{dst}.ln_{rest[3:]}"
-                        ln.setdefault(name, {})[int(layer)] = value
-                    else:
-                        out[f"{dst}.layers.{layer}.{rest}"] = value
-                    break
-            else:
-                raise KeyError(f"no mapping for official key {key}")
-    for name, layers in ln.items():
-        out[name] = torch.stack([layers[i] for i in sorted(layers)])
-    return out
-
-
-def load_official_into_ours(official: Any, ours: Any) -> None:
-    mapped = official_to_ours(official.state_dict())
-    own = ours.state_dict()
-    params = {n for n, _ in ours.named_parameters()} | {
-        n for n, _ in ours.target_q.named_parameters(prefix="target_q")
-    }
-    missing = params - set(mapped)
-    if missing:
-        raise KeyError(f"our parameters without an official source: {sorted(missing)}")
-    with torch.no_grad():
-        for name, value in mapped.items():
-            if own[name].shape != value.shape:
-                raise ValueError(f"{name}: ours {own[name].shape}, official {value.shape}")
-            own[name].copy_(value)
+def official_file(official: Any, folder: str) -> str:
+    """The official model saved the way ``TDMPC2.save`` does: ``{"model": state_dict}``."""
+    path = os.path.join(folder, "official.pt")
+    torch.save({"model": official.state_dict()}, path)
+    return path
 
 
 @torch.no_grad()
@@ -463,18 +400,13 @@ def settings(names: list[str]) -> dict[str, dict[str, Any]]:
     return {k: all_[k] for k in names}
 
 
-def ours_for(setting: dict[str, Any]) -> Any:
-    kw: dict[str, Any] = {"obs_shape": (setting["obs"],), "action_dim": setting["action_dim"]}
-    if setting.get("episodic"):
-        kw["episodic"] = True
+def ours_for(setting: dict[str, Any], weights: str) -> Any:
+    """``tdmpc2:5m`` loading the official file: the spaces (observation and action sizes, tasks,
+    per-task action sizes, termination head) are read from the file, not passed here."""
+    kw: dict[str, Any] = {}
     if setting["task"] == "mt80":
-        kw.update(
-            num_tasks=80,
-            task_dim=96,
-            task_action_dims=setting["action_dims"],
-            task_episode_lengths=setting["episode_lengths"],
-        )
-    return create_world_model("tdmpc2:5m", **kw)
+        kw["task_episode_lengths"] = setting["episode_lengths"]  # not stored in the file
+    return create_world_model("tdmpc2:5m", weights=weights, **kw)
 
 
 def main() -> None:
@@ -496,8 +428,8 @@ def main() -> None:
         torch.manual_seed(0)
         wm = off.WorldModel(cfg)
         perturb(wm, torch.Generator().manual_seed(5))
-        ours = ours_for(setting)
-        load_official_into_ours(wm, ours)
+        with tempfile.TemporaryDirectory() as folder:
+            ours = ours_for(setting, official_file(wm, folder))
         assert torch.equal(ours.action_masks, wm._action_masks) if cfg.multitask else True
         agent = official_agent(off, cfg, wm)
         disc_o = agent.discount if cfg.multitask else torch.tensor([agent.discount])

@@ -4,9 +4,14 @@ Examples::
 
     python -m worldflux.eval checkpoint=outputs/train/experiment-quickstart episodes=10
     python -m worldflux.eval checkpoint=path/to/export env=catch episodes=5 video=false
+    python -m worldflux.eval checkpoint=walker-walk-5.pt model=tdmpc2/5m env=dmc/walker_walk
 
 ``checkpoint`` is a run directory, an export directory or a ``.ckpt``. The environment is the
-run's own (read from ``<run dir>/.hydra/config.yaml``) unless ``env=`` names one. Episodes use
+run's own (read from ``<run dir>/.hydra/config.yaml``) unless ``env=`` names one. With ``model=``,
+``checkpoint`` is a weight file for that preset instead: a released agent of the reference
+implementation (for example an official TD-MPC2 ``.pt``) or a ``state_dict`` file of ours, loaded
+by ``create_world_model(model, weights=checkpoint)`` for the spaces of ``env`` (which is then
+required; see :mod:`worldflux.weights`). Episodes use
 the policy's deterministic mode (``eval_mode=True``) and are the same for the same ``seed``; the
 mean and standard deviation of the returns are printed and saved to ``<eval dir>/returns.json``,
 the first episode to ``<eval dir>/episode.mp4`` (``.gif`` without ``worldflux[video]``; a warning
@@ -62,8 +67,11 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         )
     validate_config(cfg, "eval")  # every CLI value, before anything is built
     checkpoint = _checkpoint(cfg)
-    env_cfg = to_plain(cfg.env) if cfg.get("env") else run_env_config(checkpoint)
-    model = create_world_model(checkpoint, device=str(cfg.device))
+    if cfg.get("model"):
+        model, env_cfg = _released_agent(cfg, checkpoint)
+    else:
+        env_cfg = to_plain(cfg.env) if cfg.get("env") else run_env_config(checkpoint)
+        model = create_world_model(checkpoint, device=str(cfg.device))
     run = run_episodes(model, env_cfg, int(cfg.episodes), int(cfg.seed), render=bool(cfg.video))
     for note in run.notes:
         print(f"warning: {note}")
@@ -83,6 +91,30 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         + (f"; video {result['video']}" if "video" in result else "")
     )
     return result
+
+
+def _released_agent(cfg: DictConfig, weights: str) -> tuple[Any, dict[str, Any]]:
+    """``model=<preset>`` with ``checkpoint=<weight file>``: build the preset for ``env``'s spaces
+    and load the file (ours or the reference implementation's layout)."""
+    from worldflux import create_world_model
+    from worldflux.envs.registry import env_spec
+
+    if not cfg.get("env"):
+        raise ConfigError(
+            "model=... evaluates a weight file and needs env=<environment> for its spaces, e.g. "
+            "python -m worldflux.eval checkpoint=agent.pt model=tdmpc2/5m env=dmc/walker_walk"
+        )
+    if Path(weights).is_dir():
+        raise ConfigError(
+            f"checkpoint={weights} is a directory; with model=... it must be a weight file "
+            "(drop model= to evaluate a run or export directory)"
+        )
+    env_cfg = to_plain(cfg.env)
+    node = OmegaConf.to_container(cfg.model, resolve=True)
+    model = create_world_model(
+        node, weights=weights, device=str(cfg.device), **env_spec(env_cfg).model_kwargs()
+    )
+    return model, env_cfg
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="eval")

@@ -46,6 +46,7 @@ def create_world_model(
     device: str = "cpu",
     api_version: str = "v3",
     backend: str = NATIVE_BACKEND,
+    weights: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Create a world model.
@@ -67,6 +68,11 @@ def create_world_model(
         api_version: ``"v3"`` (current) or ``"v0.2"`` (legacy adapter, deprecated).
         backend: ``"native_torch"`` returns the LightningModule; an official backend returns an
             :class:`~worldflux.backends.OfficialBackendHandle`.
+        weights: a weight file to load after building (also the config field ``weights``):
+            worldflux's own layout, or the family's reference implementation's (for example an
+            official TD-MPC2 agent ``.pt``); the spaces stored in a reference file fill the
+            config where not given. Read with safetensors or ``torch.load(weights_only=True)``
+            (see :mod:`worldflux.weights`).
         **kwargs: model-specific config overrides, validated like :func:`worldflux.get_config`.
 
     Returns:
@@ -99,6 +105,7 @@ def create_world_model(
     }
 
     model_id = None
+    loaded: dict[str, Any] = {}  # the weight file's path and state, read once
     if isinstance(model, (str, os.PathLike)) and _is_local_path(model):
         if backend != NATIVE_BACKEND:
             raise ConfigError(f"backend {backend!r} takes a preset id, not a local path")
@@ -114,10 +121,12 @@ def create_world_model(
                 catalog.id_to_path(model),
                 component_override_args(str(node.family), string_components),
             )
+        overrides = _weights_overrides(node, weights, overrides, loaded)
         config = node_to_config(node, **overrides)
         if file_components:
             config = _swap_components(config, file_components)
     elif isinstance(model, WorldModelConfig):
+        overrides = _weights_overrides(model.to_dict(), weights, overrides, loaded)
         config = _with_overrides(model, overrides)
         if string_components or file_components:
             config = _swap_components(config, {**string_components, **file_components})
@@ -125,6 +134,7 @@ def create_world_model(
         node = model
         meta = node.get("meta") if hasattr(node, "get") else None
         model_id = (meta or {}).get("model_id") if isinstance(meta, Mapping) else None
+        overrides = _weights_overrides(node, weights, overrides, loaded)
         config = node_to_config(node, **overrides)
         if string_components or file_components:
             config = _swap_components(config, {**string_components, **file_components})
@@ -143,7 +153,35 @@ def create_world_model(
         if not isinstance(value, (str, os.PathLike)):
             _install_component(built, slot, value)
     built.model_id = model_id
+    if loaded:
+        from worldflux.weights import load_state
+
+        load_state(built, loaded["state"], loaded["path"])
     return _legacy(built) if api_version == "v0.2" else built
+
+
+def _weights_overrides(
+    node: Any, weights: Any, overrides: dict[str, Any], loaded: dict[str, Any]
+) -> dict[str, Any]:
+    """``overrides`` plus what a weight file stores (its spaces) where the caller set nothing.
+
+    The file is ``weights`` or, failing that, the config's own ``weights`` field; it is read once
+    and kept in ``loaded`` (``path``, ``state``) for loading after the build.
+    """
+    path = weights if weights is not None else overrides.get("weights", node.get("weights"))
+    if path is None:
+        return overrides
+    from worldflux import weights as weight_files
+    from worldflux.core.instantiate import resolve_target
+
+    state = weight_files.read_state_dict(path)
+    stored = weight_files.reference_overrides(resolve_target(str(node["_target_"])), state, path)
+    loaded.update(path=str(path), state=state)
+    return {
+        **{k: v for k, v in stored.items() if k not in overrides},
+        **overrides,
+        "weights": str(path),
+    }
 
 
 def build(config: WorldModelConfig, device: Any = "cpu") -> Any:

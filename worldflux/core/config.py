@@ -51,6 +51,9 @@ class WorldModelConfig:
             ``obs_shape`` is ignored.
         phases: the training phases (:mod:`worldflux.core.phases`), declared in the family's
             base YAML; ``None`` for families that define their own ``training_step``.
+        weights: a weight file :func:`worldflux.create_world_model` loads after building (ours or
+            the family's reference layout, see :mod:`worldflux.weights`); ``model.weights=...``
+            on the command line.
     """
 
     FIELD_RANGES: ClassVar[Mapping[str, Range]] = {"action_dim": POSITIVE_INT}
@@ -68,6 +71,7 @@ class WorldModelConfig:
     action_kind: str = "discrete"
     observation_modalities: Optional[dict[str, Any]] = None
     phases: Any = None
+    weights: Optional[str] = None
 
     def __post_init__(self) -> None:
         check_types(type(self), {k: getattr(self, k) for k in field_names(type(self))})

@@ -221,6 +221,30 @@ class WorldModel(PhaseTraining, L.LightningModule):
         setattr(self, slot, component)
         self.forget_phase_parameters()
 
+    # ------------------------------------------------------------------ reference weights
+    #: Buffers a reference weight file must provide (besides every parameter); see
+    #: :mod:`worldflux.weights`.
+    required_reference_buffers: tuple[str, ...] = ()
+
+    @classmethod
+    def reference_overrides(cls, state: Mapping[str, Tensor]) -> dict[str, Any]:
+        """Config overrides (spaces: observation and action sizes, tasks) stored in a state dict
+        of the family's reference implementation; ``{}`` when it stores none."""
+        return {}
+
+    @classmethod
+    def from_reference_state(
+        cls, state: Mapping[str, Tensor], config: WorldModelConfig
+    ) -> dict[str, Tensor]:
+        """Our state dict for a state dict in the reference implementation's layout.
+
+        Families whose reference releases weights override this (see :mod:`worldflux.weights`).
+        """
+        raise KeyError(
+            f"{cls.__name__} has no mapping from a reference implementation's weights, and the "
+            f"keys are not its own (first key: {next(iter(state), None)!r})"
+        )
+
     # ------------------------------------------------------------------ persistence
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]

@@ -33,6 +33,7 @@ from worldflux.models.tdmpc2.losses import (
     two_hot_value,
 )
 from worldflux.models.tdmpc2.training import TDMPC2Training
+from worldflux.models.tdmpc2.weights import official_overrides, official_to_ours, with_targets
 from worldflux.nn.ema import frozen_copy
 from worldflux.nn.layers import count_parameters
 from worldflux.nn.layers import init_trunc_normal as init_weights
@@ -142,6 +143,17 @@ class TDMPC2(TDMPC2Training):
         super().train(mode)
         self.target_q.train(False)
         return self
+
+    # ------------------------------------------------------------------ released agents
+    @classmethod
+    def reference_overrides(cls, state: Mapping[str, Tensor]) -> dict[str, Any]:
+        """Spaces stored in an official TD-MPC2 state dict (:mod:`.weights`)."""
+        return official_overrides(state)
+
+    @classmethod
+    def from_reference_state(cls, state: Mapping[str, Tensor], config: Any) -> dict[str, Tensor]:
+        """Our state dict for an official TD-MPC2 state dict, either layout (:mod:`.weights`)."""
+        return with_targets(official_to_ours(state))
 
     def replace_component(self, slot: str, component: nn.Module) -> None:
         """Install ``component`` in ``slot``; a new Q ensemble also gets a fresh target copy."""
