@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from worldflux.models.dreamerv3.behavior import lambda_return
-from worldflux.nn.scale import PercentileScale
 from worldflux.models.dreamerv3.heads import Categorical, TwoHotHead, symexp_bins
 from worldflux.models.dreamerv3.rssm import RSSM, categorical_kl
 from worldflux.nn.conv import UpConv2d
 from worldflux.nn.distributions import unimix_logprobs
 from worldflux.nn.functional import symexp, symlog, twohot
 from worldflux.nn.layers import BlockLinear
+from worldflux.nn.scale import PercentileScale
 from worldflux.optim import LaProp
 
 
