@@ -168,7 +168,9 @@ class PhysicsConfig(WorldModelConfig):
 
     def _check_spaces(self) -> None:
         if self.observation_modalities is not None:
-            raise ConfigError("physics models take a single observation, not observation_modalities")
+            raise ConfigError(
+                "physics models take a single observation, not observation_modalities"
+            )
         shape = list(self.obs_shape)
         if self.kind == "pixel_hnn":
             if len(shape) != 3:

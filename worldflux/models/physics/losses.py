@@ -57,9 +57,7 @@ def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
     b, t, d = x.shape
     k_steps = c.rollout_steps
     if t < k_steps + 1:
-        raise ShapeError(
-            f"the loss needs T >= rollout_steps + 1 = {k_steps + 1} steps, got T={t}"
-        )
+        raise ShapeError(f"the loss needs T >= rollout_steps + 1 = {k_steps + 1} steps, got T={t}")
     action = model._check_action(batch["action"], (b, t))
     first = _flags(batch, b, t, x.device)
     n = t - k_steps  # start positions per sequence
