@@ -102,7 +102,7 @@ class PhysicsEnv(Env):
         noise_std: float = 0.0,
         init: str = "random",
         gravity: float = 10.0,
-        max_torque: float = 2.0,
+        max_torque: float = 4.0,
         seed: int | None = None,
     ) -> None:
         if system not in SYSTEMS:
