@@ -8,6 +8,7 @@ scripts write them. :func:`load_reference_state_dict` maps either layout onto a 
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def load_reference_state_dict(model: Any, source: str | Path | Mapping[str, Tens
         where = str(source)
         try:
             source = torch.load(source, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as err:
+        except (OSError, RuntimeError, pickle.UnpicklingError) as err:
             raise ModelFileError(where, f"cannot be read as a torch state dict ({err})") from err
         if not isinstance(source, Mapping):
             raise ModelFileError(where, f"holds a {type(source).__name__}, not a state dict")
