@@ -15,6 +15,9 @@ by default; errors far below float32 resolution over an episode). Initial states
 references: a random direction in ``(q, p)`` scaled to a radius drawn from ``radius``.
 Autonomous systems take a one-dimensional action that has no effect and give reward 0; the
 torque pendulum's reward is the swing-up cost ``-(wrap(q - pi)^2 + 0.1 p^2 + 0.001 tau^2)``.
+``gym_pendulum`` is gymnasium's ``Pendulum-v1`` (extra ``worldflux[gym]``) observed in canonical
+coordinates ``(theta, theta_dot)`` instead of ``(cos, sin, theta_dot)``: its own dynamics (semi-implicit
+Euler, dt 0.05, speed clipped at 8), its torque ``2 u`` and its reward; ``theta = 0`` is upright.
 ``obs="pixels"`` renders the pendulums as two stacked 28 x 28 frames (previous, current), as the
 PixelHNN data.
 """
@@ -28,7 +31,7 @@ import numpy as np
 from worldflux.envs.base import SINGLE, Env, EnvSpec, Obs, ObsSpace
 from worldflux.errors import ConfigError
 
-SYSTEMS = ("spring", "pendulum", "double_pendulum", "torque_pendulum")
+SYSTEMS = ("spring", "pendulum", "double_pendulum", "torque_pendulum", "gym_pendulum")
 
 
 def spring_energy(x: np.ndarray) -> np.ndarray:
@@ -121,6 +124,7 @@ class PhysicsEnv(Env):
         self.system, self.obs_kind, self.dt, self.substeps = system, obs, float(dt), int(substeps)
         self.max_steps, self.radius, self.noise_std = int(max_steps), tuple(radius), noise_std
         self.init, self.gravity, self.max_torque = init, float(gravity), float(max_torque)
+        self._gym = self._make_gym() if system == "gym_pendulum" else None
         dim = 4 if system == "double_pendulum" else 2
         space = ObsSpace("image", (2, 28, 28)) if obs == "pixels" else ObsSpace("vector", (dim,))
         self.spec = EnvSpec({SINGLE: space}, "continuous", 1)
@@ -128,6 +132,19 @@ class PhysicsEnv(Env):
         self.state = np.zeros(dim)
         self._frame = np.zeros((28, 28), dtype=np.uint8)
         self._t = 0
+
+    def _make_gym(self) -> object:
+        from worldflux.envs.base import missing_extra
+
+        try:
+            import gymnasium
+        except ImportError as err:
+            raise missing_extra("gym_pendulum", "gym", err) from err
+        env = gymnasium.make("Pendulum-v1").unwrapped
+        if abs(self.dt - env.dt) > 1e-12:
+            raise ConfigError(f"gym_pendulum steps dt={env.dt} (Pendulum-v1's), got dt={self.dt}")
+        self.max_torque = float(env.max_torque)
+        return env
 
     # ------------------------------------------------------------------ physics
     def energy(self, x: np.ndarray | None = None) -> np.ndarray:
@@ -139,6 +156,8 @@ class PhysicsEnv(Env):
             return pendulum_energy(x)
         if self.system == "double_pendulum":
             return double_pendulum_energy(x)
+        if self.system == "gym_pendulum":  # theta'' = 15 sin(theta) + 3 u, theta = 0 upright
+            return 0.5 * x[..., 1] ** 2 + 15.0 * (np.cos(x[..., 0]) - 1)
         return 0.5 * x[..., 1] ** 2 + self.gravity * (1 - np.cos(x[..., 0]))
 
     def advance(self, x: np.ndarray, tau: float = 0.0) -> np.ndarray:
@@ -151,6 +170,10 @@ class PhysicsEnv(Env):
             return rk4(_pendulum_field, x, tau, self.dt, self.substeps)
         if self.system == "double_pendulum":
             return rk4(_double_pendulum_field, x, tau, self.dt, self.substeps)
+        if self._gym is not None:
+            self._gym.state = x.copy()  # type: ignore[attr-defined]
+            self._gym.step(np.array([tau]))  # type: ignore[attr-defined]
+            return np.array(self._gym.state, dtype=np.float64)  # type: ignore[attr-defined]
         g = self.gravity
         return rk4(lambda y, u: np.array([y[1], -g * np.sin(y[0]) + u]), x, tau, self.dt,
                    self.substeps)  # fmt: skip
@@ -159,6 +182,14 @@ class PhysicsEnv(Env):
         if self.system == "double_pendulum":
             angles = self._rng.uniform(-np.pi / 2, np.pi / 2, 2)
             return np.concatenate([angles, self._rng.uniform(-0.5, 0.5, 2)])
+        if self.system == "gym_pendulum":  # Pendulum-v1's reset: theta in [-pi, pi], speed [-1, 1]
+            upright = self.init == "bottom"
+            theta = (
+                np.pi + self._rng.uniform(-0.1, 0.1)
+                if upright
+                else self._rng.uniform(-np.pi, np.pi)
+            )
+            return np.array([theta, 0.0 if upright else self._rng.uniform(-1.0, 1.0)])
         if self.system == "torque_pendulum" and self.init == "bottom":
             return np.array([self._rng.uniform(-0.1, 0.1), 0.0])
         if self.system == "torque_pendulum":
@@ -179,11 +210,13 @@ class PhysicsEnv(Env):
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool]:
         action = self.check_action(action)
         tau = 0.0
-        if self.system == "torque_pendulum":
+        if self.system in ("torque_pendulum", "gym_pendulum"):
             tau = float(np.clip(action[0], -1, 1)) * self.max_torque
         reward = 0.0
-        if self.system == "torque_pendulum":
-            err = np.remainder(self.state[0] - np.pi + np.pi, 2 * np.pi) - np.pi
+        if self.system in ("torque_pendulum", "gym_pendulum"):
+            # Pendulum-v1's cost; the torque pendulum's goal angle is pi, the gym one's 0
+            goal = np.pi if self.system == "torque_pendulum" else 0.0
+            err = np.remainder(self.state[0] - goal + np.pi, 2 * np.pi) - np.pi
             reward = -float(err**2 + 0.1 * self.state[1] ** 2 + 0.001 * tau**2)
         self.state = self.advance(self.state, tau)
         self._t += 1

@@ -227,3 +227,18 @@ def test_hnn_kind_saves_and_reloads(tmp_path) -> None:
     assert torch.equal(
         model.transition(x, torch.zeros(3, 1)), again.transition(x, torch.zeros(3, 1))
     )
+
+
+def test_gym_pendulum_is_pendulum_v1_in_canonical_coordinates() -> None:
+    gymnasium = pytest.importorskip("gymnasium")
+    env = PhysicsEnv("gym_pendulum", dt=0.05, seed=0)
+    env.reset()
+    ref = gymnasium.make("Pendulum-v1").unwrapped
+    ref.reset(seed=0)
+    ref.state = env.state.copy()
+    for u in (0.5, -1.0, 1.0):
+        obs, reward, _, _ = env.step(np.array([u], np.float32))
+        _, ref_reward, *_ = ref.step(np.array([2 * u]))
+        assert np.allclose(obs["obs"], ref.state, atol=1e-6) and reward == pytest.approx(ref_reward)
+    with pytest.raises(ConfigError, match="Pendulum-v1"):
+        PhysicsEnv("gym_pendulum", dt=0.1)
