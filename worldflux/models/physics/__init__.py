@@ -1,0 +1,1 @@
+"""Physics: Hamiltonian, Lagrangian and controlled (Symplectic ODE-Net) world models."""

@@ -1,0 +1,103 @@
+"""Losses of the physics family, computed from consecutive replayed states.
+
+The references regress time derivatives (hamiltonian-nn @ bcc3622: L2 between the field and
+``dx/dt``; lagrangian_nns @ 2fc26cb: L1). A replay holds states, not derivatives, so the target is
+the finite time derivative of consecutive states: the model integrates ``rollout_steps`` steps of
+``dt`` with ``loss_integrator`` and the error is ``(x_hat[t+k] - x[t+k]) / dt``. With one ``euler``
+step this is exactly ``f(x[t]) - (x[t+1] - x[t]) / dt``, the reference's derivative regression;
+more steps train by differentiating through the integrator (Symplectic ODE-Net). Pairs that
+straddle an episode start are masked out.
+
+PixelHNN (hamiltonian-nn ``experiment-pixels/train.py``): reconstruction + canonical-coordinate
+loss (the latent momentum equals the latent position's change per frame) + 0.1 x the HNN loss on
+the next latent.
+
+Axis legend: ``B`` batch, ``T`` time, ``K`` rollout steps, ``N`` flat pairs, ``D`` state size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from worldflux.core.model import LossOutput
+from worldflux.errors import ShapeError
+
+if TYPE_CHECKING:
+    from worldflux.models.physics.module import Physics
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values (N, ...)`` over the rows where ``mask (N,)`` holds (0 if none)."""
+    per_row = values.reshape(values.shape[0], -1).mean(1)
+    weight = mask.to(per_row)
+    return (per_row * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def _flags(batch: Mapping[str, Any], b: int, t: int, device: torch.device) -> Tensor:
+    first = batch.get("first")
+    if first is None:
+        return torch.zeros(b, t, dtype=torch.bool, device=device)
+    first = torch.as_tensor(first, device=device).bool()
+    if tuple(first.shape) != (b, t):
+        raise ShapeError(f"batch['first'] must be (B, T) = {(b, t)}, got {tuple(first.shape)}")
+    return first
+
+
+def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
+    """Finite-time-derivative regression over ``rollout_steps`` integrated steps."""
+    c = model.config
+    x = model.encode(batch["obs"])
+    if x.dim() != 3:
+        raise ShapeError(f"batch['obs'] must be (B, T, D), got shape {tuple(x.shape)}")
+    b, t, d = x.shape
+    k_steps = c.rollout_steps
+    if t < k_steps + 1:
+        raise ShapeError(f"the loss needs T >= rollout_steps + 1 = {k_steps + 1} steps, got T={t}")
+    action = model._check_action(batch["action"], (b, t))
+    first = _flags(batch, b, t, x.device)
+    n = t - k_steps  # start positions per sequence
+    xhat = x[:, :n].reshape(-1, d)
+    valid = torch.ones(b * n, dtype=torch.bool, device=x.device)
+    terms = []
+    for k in range(1, k_steps + 1):
+        # action[t] is the force that led to x[t] (the batch format), so x[t+k] follows action[t+k]
+        xhat = model.integrate(xhat, action[:, k : n + k].reshape(-1, c.action_dim),
+                               c.loss_integrator)  # fmt: skip
+        valid = valid & ~first[:, k : n + k].reshape(-1)
+        err = (xhat - x[:, k : n + k].reshape(-1, d)) / c.dt
+        terms.append(_masked_mean(err.abs() if c.loss == "l1" else err.pow(2), valid))
+    total = torch.stack(terms).mean()
+    return LossOutput(total, {"derivative": total})
+
+
+def pixel_hnn_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
+    """PixelHNN: reconstruction + canonical coordinates + ``hnn_coef`` x next-latent HNN loss."""
+    c = model.config
+    assert model.autoencoder is not None
+    obs = torch.as_tensor(batch["obs"], device=model._param_device())
+    shape = tuple(c.obs_shape)
+    if obs.dim() != 2 + len(shape) or tuple(obs.shape[2:]) != shape:
+        raise ShapeError(f"batch['obs'] must be (B, T, *{shape}), got shape {tuple(obs.shape)}")
+    b, t = obs.shape[:2]
+    if t < 2:
+        raise ShapeError(f"the PixelHNN loss needs T >= 2 consecutive frames, got T={t}")
+    pixels = obs.float() / 255.0 if obs.dtype == torch.uint8 else obs.float()
+    flat = pixels.reshape(b, t, math.prod(shape))
+    x, x_next = flat[:, :-1].reshape(-1, flat.shape[-1]), flat[:, 1:].reshape(-1, flat.shape[-1])
+    valid = ~_flags(batch, b, t, obs.device)[:, 1:].reshape(-1)
+    z, z_next = model.autoencoder.encode(x), model.autoencoder.encode(x_next)
+    ae = (x - model.autoencoder.decode(z)).pow(2)
+    hnn = (z_next - model.integrate(z, None, c.loss_integrator)).pow(2)
+    half = c.latent_dim // 2
+    cc = (z[:, half:] - (z_next[:, :half] - z[:, :half])).pow(2)
+    parts = {
+        "reconstruction": c.recon_coef * _masked_mean(ae, valid),
+        "canonical": c.cc_coef * _masked_mean(cc, valid),
+        "hnn": c.hnn_coef * _masked_mean(hnn, valid),
+    }
+    return LossOutput(sum(parts.values(), torch.zeros((), device=z.device)), parts)
