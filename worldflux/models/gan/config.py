@@ -89,7 +89,14 @@ class GameGANConfig(WorldModelConfig):
         "spade_index": Range(-1),
         **dict.fromkeys(("warm_up", "min_warm_up", "warm_up_decay_updates"), NON_NEGATIVE),
         **dict.fromkeys(
-            ("kernel_temperature", "map_temperature", "mask_temperature", "lr", "lr_d", "train_ratio"),
+            (
+                "kernel_temperature",
+                "map_temperature",
+                "mask_temperature",
+                "lr",
+                "lr_d",
+                "train_ratio",
+            ),
             POSITIVE,
         ),
         **dict.fromkeys(
@@ -207,7 +214,9 @@ class GameGANConfig(WorldModelConfig):
                     f"in [0, {self.action_dim}), got {pair!r}"
                 )
         if self.min_warm_up > self.warm_up:
-            raise ConfigError(f"min_warm_up must be <= warm_up ({self.warm_up}), got {self.min_warm_up}")
+            raise ConfigError(
+                f"min_warm_up must be <= warm_up ({self.warm_up}), got {self.min_warm_up}"
+            )
         if self.warm_up > self.batch_length - 1:
             raise ConfigError(
                 f"warm_up must be <= batch_length - 1 = {self.batch_length - 1} (frames fed before "

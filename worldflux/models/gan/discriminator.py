@@ -73,7 +73,9 @@ def temporal_levels(
     extractors, heads = nn.ModuleList(), nn.ModuleList()
     if simple:
         extractors.append(
-            nn.Sequential(sn3(in_dim, dim, (2, 2, 2)), act, sn3(dim, 2 * dim, (3, 2, 2), (2, 1, 1)), act)
+            nn.Sequential(
+                sn3(in_dim, dim, (2, 2, 2)), act, sn3(dim, 2 * dim, (3, 2, 2), (2, 1, 1)), act
+            )
         )
         heads.append(nn.Sequential(sn3(2 * dim, 1, (2, 1, 1), (2, 1, 1))))
         if window > 6:
@@ -84,7 +86,9 @@ def temporal_levels(
             heads.append(nn.Sequential(sn3(8 * dim, 1, (3, 1, 1))))
         return extractors, heads
     extractors.append(
-        nn.Sequential(sn3(in_dim, dim, (2, 2, 2)), act, sn3(dim, 2 * dim, (3, 3, 3), (2, 1, 1)), act)
+        nn.Sequential(
+            sn3(in_dim, dim, (2, 2, 2)), act, sn3(dim, 2 * dim, (3, 3, 3), (2, 1, 1)), act
+        )
     )
     heads.append(nn.Sequential(sn3(2 * dim, 1, (2, 1, 1))))
     if window >= 12:
@@ -93,7 +97,13 @@ def temporal_levels(
     if window >= 18:
         extractors.append(nn.Sequential(sn3(4 * dim, 8 * dim, (3, 1, 1), (2, 1, 1)), act))
         short = window in (18, 28)
-        heads.append(nn.Sequential(sn3(8 * dim, 1, (2, 1, 1) if short else (4, 1, 1), (1, 1, 1) if short else (2, 1, 1))))
+        heads.append(
+            nn.Sequential(
+                sn3(
+                    8 * dim, 1, (2, 1, 1) if short else (4, 1, 1), (1, 1, 1) if short else (2, 1, 1)
+                )
+            )
+        )
     return extractors, heads
 
 
@@ -134,14 +144,20 @@ class Discriminator(nn.Module):
             expand = 4 * nfilter
             self.ds = simple_frame_encoder(expand, in_channels, image_size)
             self.single_frame_discriminator_patch = nn.Sequential(
-                spectral(nn.Conv2d(feat, feat, 2, 1, 1)), nn.LeakyReLU(0.2), spectral(nn.Conv2d(feat, 1, 2, 1))
+                spectral(nn.Conv2d(feat, feat, 2, 1, 1)),
+                nn.LeakyReLU(0.2),
+                spectral(nn.Conv2d(feat, 1, 2, 1)),
             )
             self.single_frame_discriminator_all = nn.Sequential(
-                spectral(nn.Conv2d(feat, feat, 2, 1)), nn.LeakyReLU(0.2), spectral(nn.Conv2d(feat, 1, 2, 1))
+                spectral(nn.Conv2d(feat, feat, 2, 1)),
+                nn.LeakyReLU(0.2),
+                spectral(nn.Conv2d(feat, 1, 2, 1)),
             )
         else:
             self.ds = SingleFrameD(nfilter, in_channels, image_size)
-        self.conv3d, self.conv3d_final = temporal_levels(feat, nfilter_temporal, temporal_window, simple_blocks)
+        self.conv3d, self.conv3d_final = temporal_levels(
+            feat, nfilter_temporal, temporal_window, simple_blocks
+        )
         f_size = 3 if simple_blocks else 4
         self.to_transition_feature = nn.Sequential(
             SNConv2d(2 * feat, transition_dim, f_size, padding=0), nn.LeakyReLU(0.2), nn.Flatten()
@@ -212,4 +228,3 @@ class Discriminator(nn.Module):
             z_recon=recon[:, self.action_dim : self.action_dim + self.z_dim],
             temporal=temporal,
         )
-

@@ -58,7 +58,9 @@ class ActionLSTM(nn.Module):
         self.project_input = nn.Linear(input_dim, input_dim)
         self.project_h = nn.Linear(hidden_size, input_dim)
         self.v2h = nn.Sequential(
-            nn.Linear(input_dim, input_dim), nn.LeakyReLU(0.2), nn.Linear(input_dim, 4 * hidden_size)
+            nn.Linear(input_dim, input_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(input_dim, 4 * hidden_size),
         )
         std = 1.0 / math.sqrt(hidden_size)
         for p in self.parameters():
@@ -133,7 +135,10 @@ class Memory(nn.Module):
             nn.Linear(action_dim, memory_dim), nn.LeakyReLU(0.2), nn.Linear(memory_dim, 9)
         )
         self.get_gate = nn.Sequential(
-            nn.Linear(hidden_dim, memory_dim), nn.LeakyReLU(0.2), nn.Linear(memory_dim, 1), nn.Sigmoid()
+            nn.Linear(hidden_dim, memory_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(memory_dim, 1),
+            nn.Sigmoid(),
         )
         stdev = 1 / math.sqrt(num_cells + memory_dim)
         self.register_buffer("mem_bias", torch.empty(num_cells, memory_dim).uniform_(-stdev, stdev))

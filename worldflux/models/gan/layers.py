@@ -148,7 +148,10 @@ class SimpleGBlock(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         if num_conv == 2:
-            layers += [spectral(nn.ConvTranspose2d(in_channels, in_channels, 3, 1)), nn.LeakyReLU(0.2)]
+            layers += [
+                spectral(nn.ConvTranspose2d(in_channels, in_channels, 3, 1)),
+                nn.LeakyReLU(0.2),
+            ]
         layers.append(spectral(nn.ConvTranspose2d(in_channels, out_channels, 3, 2, 1)))
         self.net = nn.Sequential(*layers)
 
@@ -208,9 +211,10 @@ class SPADE(nn.Module):
 def orthogonal_init(module: nn.Module, kinds: tuple[type, ...] = (nn.Conv2d, nn.Linear)) -> None:
     """BigGAN's ``ortho`` init of every conv/linear weight below ``module`` (skipped on meta)."""
     for m in module.modules():
-        if isinstance(m, kinds) and isinstance(m.weight, nn.Parameter):
-            if m.weight.device.type != "meta":
-                nn.init.orthogonal_(m.weight)
+        weight = getattr(m, "weight", None)
+        real = isinstance(weight, nn.Parameter) and weight.device.type != "meta"
+        if isinstance(m, kinds) and real:
+            nn.init.orthogonal_(weight)
 
 
 def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:

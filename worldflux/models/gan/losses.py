@@ -82,9 +82,7 @@ def r1(outputs: Tensor, inputs: Tensor, length: int) -> Tensor:
     return (grad.pow(2).flatten(1).sum(1) * (length / 6.0)).mean()
 
 
-def discriminator_real_terms(
-    real: DOut, labels: Tensor, kind: str
-) -> dict[str, Tensor]:
+def discriminator_real_terms(real: DOut, labels: Tensor, kind: str) -> dict[str, Tensor]:
     """Discriminator terms on real frames with their actions (and wrong ones)."""
     single = dis_adv(real.single, True, kind)
     if real.single_patch is not None:

@@ -207,7 +207,13 @@ class GameGAN(WorldModel):
             # reaches only the temporal part (the renderer's parameters are detached in it)
             weighted["cycle"] = c.rev_recon_loss_multiplier * cycle_loss(self, gen)
             total = total + weighted["cycle"]
-        keep = {"frames": frames, "actions": actions, "fake": fake.detach(), "noise": noise, "warm_up": w}
+        keep = {
+            "frames": frames,
+            "actions": actions,
+            "fake": fake.detach(),
+            "noise": noise,
+            "warm_up": w,
+        }
         metrics = {"gan/warm_up": torch.tensor(float(w))}
         return LossOutput(total, weighted, metrics, keep)
 
@@ -257,7 +263,9 @@ class GameGAN(WorldModel):
         """Generator and discriminator losses on one batch (``total`` is their sum)."""
         g = self._generator_loss(batch)
         d = self._discriminator_loss(g.outputs)
-        return LossOutput(g.total + d.total, {**g.components, **d.components}, {**g.metrics, **d.metrics})
+        return LossOutput(
+            g.total + d.total, {**g.components, **d.components}, {**g.metrics, **d.metrics}
+        )
 
     # ------------------------------------------------------------------ the contract
     def initial_state(self, batch_size: int) -> State:
@@ -286,7 +294,9 @@ class GameGAN(WorldModel):
         out = unroll(self, frame[None], action[None], 0, noise[None], state=state, keep_last=True)
         return out.state
 
-    def observe(self, obs: Any, action: Tensor, first: Tensor, state: Any = None) -> tuple[Any, Any]:
+    def observe(
+        self, obs: Any, action: Tensor, first: Tensor, state: Any = None
+    ) -> tuple[Any, Any]:
         """Feed ground-truth frames ``(B, T, ...)``; states hold ``h (B, T, D)`` and ``frame``."""
         frames = self.frames(obs, 2)
         b, t = frames.shape[:2]
@@ -301,13 +311,16 @@ class GameGAN(WorldModel):
             fresh = self.initial_state(b)
             reset = first[:, i]
             state = {
-                k: torch.where(reset.view(-1, *[1] * (v.dim() - 1)), fresh[k], v) for k, v in state.items()
+                k: torch.where(reset.view(-1, *[1] * (v.dim() - 1)), fresh[k], v)
+                for k, v in state.items()
             }
             state["frame"] = frames[:, i]
             hs.append(state["h"])
         return {"h": torch.stack(hs, 1)}, state
 
-    def transition(self, state: Any, action: Tensor, generator: torch.Generator | None = None) -> State:
+    def transition(
+        self, state: Any, action: Tensor, generator: torch.Generator | None = None
+    ) -> State:
         """Generate the next frame under ``action (B, A)``; it becomes the state's frame."""
         frame = state["frame"]
         return self._step(dict(state), self.actions(action, (frame.shape[0],)), frame, generator)
@@ -316,7 +329,9 @@ class GameGAN(WorldModel):
         """The state's frame as an image in ``[0, 1]``."""
         return {"obs": (state["frame"].clamp(-1, 1) + 1) / 2}
 
-    def rollout(self, state: Any, actions: Tensor, generator: torch.Generator | None = None) -> Rollout:
+    def rollout(
+        self, state: Any, actions: Tensor, generator: torch.Generator | None = None
+    ) -> Rollout:
         """Open-loop generation over ``actions (B, H, A)``: ``h (B, H, D)``, ``frame (B, H, C, S, S)``."""
         b, horizon = torch.as_tensor(actions).shape[:2]
         acts = self.actions(actions, (b, horizon))
@@ -325,7 +340,9 @@ class GameGAN(WorldModel):
             state = self.transition(state, acts[:, i], generator)
             hs.append(state["h"])
             frames.append(state["frame"])
-        return Rollout(states={"h": torch.stack(hs, 1), "frame": torch.stack(frames, 1)}, actions=acts)
+        return Rollout(
+            states={"h": torch.stack(hs, 1), "frame": torch.stack(frames, 1)}, actions=acts
+        )
 
     def sample(
         self, context: Any, *, num_steps: int, generator: torch.Generator | None = None

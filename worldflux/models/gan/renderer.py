@@ -80,10 +80,14 @@ class RenderingEngine(nn.Module):
         self.map_temperature, self.mask_temperature = map_temperature, mask_temperature
         ins, outs = block_channels(channels, num_blocks)
         area = bottom_width**2
-        self.linear, self.get_map, self.spade_layers = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        self.linear, self.get_map, self.spade_layers = (
+            nn.ModuleList(),
+            nn.ModuleList(),
+            nn.ModuleList(),
+        )
         self.all_blocks, self.output_layer = nn.ModuleList(), nn.ModuleList()
         heads = []
-        for ind in range(num_components):
+        for _ in range(num_components):
             if num_components > 1:
                 self.get_map.append(nn.Sequential(nn.Linear(in_dim, (1 + att_dim) * area)))
                 if spade_index > -1:
@@ -119,7 +123,9 @@ class RenderingEngine(nn.Module):
             self.out_to_one_dim = heads[0]  # type: ignore[assignment]
         if num_components > 1 or with_memory:
             k = max(num_components, 2)
-            self.fine_mask = nn.Sequential(nn.Conv2d(k, 512, 1), nn.LeakyReLU(0.2), nn.Conv2d(512, k, 1))
+            self.fine_mask = nn.Sequential(
+                nn.Conv2d(k, 512, 1), nn.LeakyReLU(0.2), nn.Conv2d(512, k, 1)
+            )
         orthogonal_init(self)
 
     def forward(self, z: list[Tensor]) -> tuple[Tensor, list[Tensor], list[Tensor]]:
@@ -171,4 +177,3 @@ class RenderingEngine(nn.Module):
         for img in masked[1:]:
             frame = frame + img
         return frame, fine_masks, masked + unmasked
-

@@ -73,7 +73,9 @@ def check_sizes(c: Any) -> None:
                 "renderer (side -> 2 side - 1 per block, minus 1); 7 gives 64"
             )
         if simple_d_convs(side) < 1:
-            raise ConfigError(f"the simple discriminator needs a frame side reaching 3x3, got {side}")
+            raise ConfigError(
+                f"the simple discriminator needs a frame side reaching 3x3, got {side}"
+            )
     else:
         if residual_blocks(side, c.bottom_width) < 1:
             raise ConfigError(
@@ -85,11 +87,19 @@ def check_sizes(c: Any) -> None:
             raise ConfigError(f"g_attention needs nfilter_g >= 4, got {c.nfilter_g}")
     state_dim = c.memory_dim if c.memory else c.hidden_dim
     if state_dim < 8:
-        raise ConfigError(f"the frame encoder needs {'memory_dim' if c.memory else 'hidden_dim'} >= 8")
+        raise ConfigError(
+            f"the frame encoder needs {'memory_dim' if c.memory else 'hidden_dim'} >= 8"
+        )
     if c.memory and math.isqrt(c.memory_cells) ** 2 != c.memory_cells:
-        raise ConfigError(f"memory_cells must be a square number (a square grid), got {c.memory_cells}")
+        raise ConfigError(
+            f"memory_cells must be a square number (a square grid), got {c.memory_cells}"
+        )
     if c.num_components > 1:
-        n = simple_blocks(side, c.bottom_width) if c.simple_blocks else residual_blocks(side, c.bottom_width)
+        n = (
+            simple_blocks(side, c.bottom_width)
+            if c.simple_blocks
+            else residual_blocks(side, c.bottom_width)
+        )
         if c.spade_index >= n:
             raise ConfigError(f"spade_index must be < the {n} renderer blocks, got {c.spade_index}")
     lengths = temporal_lengths(c.batch_length, c.temporal_window, c.simple_blocks)

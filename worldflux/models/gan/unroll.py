@@ -66,7 +66,9 @@ def unroll(
         h, cell = model.engine(st["h"], st["c"], s, actions[i], noise[i], st.get("read_v"))
         new = {"h": h, "c": cell}
         if model.memory is not None:
-            bases, mem, alpha, read_v = model.memory(h, actions[i], st["h"], st["alpha"], st["memory"])
+            bases, mem, alpha, read_v = model.memory(
+                h, actions[i], st["h"], st["alpha"], st["memory"]
+            )
             new.update(memory=mem, alpha=alpha, read_v=read_v)
             result.alphas.append(alpha)
         else:
