@@ -130,7 +130,7 @@ class Memory(nn.Module):
         self.softmax_kernel, self.kernel_temperature = softmax_kernel, kernel_temperature
         self.query_from_h = query_from_h
         self.flip_actions = [(int(a), int(b)) for a, b in flip_actions]
-        self.get_vars_h = nn.Linear(hidden_dim, 3 * memory_dim)
+        self.get_vars_h = nn.Sequential(nn.Linear(hidden_dim, 3 * memory_dim))
         self.get_kernel = nn.Sequential(
             nn.Linear(action_dim, memory_dim), nn.LeakyReLU(0.2), nn.Linear(memory_dim, 9)
         )

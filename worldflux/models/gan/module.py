@@ -171,6 +171,10 @@ class GameGAN(WorldModel):
             w = max(c.min_warm_up, math.ceil(c.warm_up * frac))
         return min(w, length - 1)
 
+    def draw_noise(self, steps: int, batch: int, device: torch.device) -> Tensor:
+        """The generator's noise ``(steps, B, Z)`` for one training unroll, ``N(0, I)``."""
+        return torch.randn(steps, batch, self.config.z_dim, device=device)
+
     def _wrong_actions(self, actions: Tensor) -> Tensor:
         """A uniformly drawn different action for every step (the reference's ``neg_actions``)."""
         n = self.config.action_dim
@@ -182,7 +186,7 @@ class GameGAN(WorldModel):
         frames, actions = self._sequence(batch)
         t, b = frames.shape[:2]
         w = self.current_warm_up(t)
-        noise = torch.randn(t - 1, b, c.z_dim, device=frames.device)
+        noise = self.draw_noise(t - 1, b, frames.device)
         gen = unroll(self, frames, actions, w, noise)
         fake, real = gen.frames.flatten(0, 1), frames[1:].flatten(0, 1)
         d_fake = self.discriminator(fake, actions, frames, w)
