@@ -46,17 +46,52 @@ SETTINGS: dict[str, tuple[str, list[str], dict[str, Any], int]] = {
     "base": ("gan:base", [], {}, 16),
     "vizdoom": (
         "gan:vizdoom",
-        "--data vizdoom --num_components 1 --fixed_v_dim 8 --att_dim 8 --config_temporal 24 "
-        "--nfilterG 32 --end_bias 0.5".split(),
+        [
+            "--data",
+            "vizdoom",
+            "--num_components",
+            "1",
+            "--fixed_v_dim",
+            "8",
+            "--att_dim",
+            "8",
+            "--config_temporal",
+            "24",
+            "--nfilterG",
+            "32",
+            "--end_bias",
+            "0.5",
+        ],
         {},
         24,
     ),
     "vizdoom_memory": (
         "gan:vizdoom_memory",
-        "--data vizdoom --num_components 2 --fine_mask --config_temporal 32 --do_memory "
-        "--cycle_loss --alpha_loss_multiplier 0.000075 --softmax_kernel --sigmoid_maps "
-        "--rev_multiply_map --temperature 0.1 --nfilterG 16 --spade_index 2 --end_bias 0.5 "
-        "--simple_blocks".split(),
+        [
+            "--data",
+            "vizdoom",
+            "--num_components",
+            "2",
+            "--fine_mask",
+            "--config_temporal",
+            "32",
+            "--do_memory",
+            "--cycle_loss",
+            "--alpha_loss_multiplier",
+            "0.000075",
+            "--softmax_kernel",
+            "--sigmoid_maps",
+            "--rev_multiply_map",
+            "--temperature",
+            "0.1",
+            "--nfilterG",
+            "16",
+            "--spade_index",
+            "2",
+            "--end_bias",
+            "0.5",
+            "--simple_blocks",
+        ],
         {},
         32,
     ),
@@ -273,7 +308,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     for name in args.settings:
         compare(name, Path(args.official), args.full, args.batch)
-    print(f"| setting | quantity | max abs diff | max abs value |\n|---|---|---|---|")
+    print("| setting | quantity | max abs diff | max abs value |\n|---|---|---|---|")
     for setting, name, diff, scale in ROWS:
         print(f"| {setting} | {name} | {diff:.3g} | {scale:.3g} |")
 
