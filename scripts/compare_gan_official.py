@@ -142,6 +142,11 @@ class FixedNoise:
         return out.clone()
 
 
+def fresh(tensors: list[Tensor]) -> list[Tensor]:
+    """Copies: the reference's discriminator step sets ``requires_grad`` on its inputs in place."""
+    return [x.detach().clone() for x in tensors]
+
+
 def inputs(b: int, t: int, a: int, z: int, gen: torch.Generator) -> dict[str, Tensor]:
     obs = torch.randint(0, 256, (b, t, 3, 64, 64), dtype=torch.uint8, generator=gen)
     idx = torch.randint(0, min(a, 3), (b, t), generator=gen)
@@ -197,7 +202,7 @@ def compare(name: str, root: Path, full: bool, b: int) -> None:
         FixedNoise(data["noise"]),
     )
     ld, _, gout, _, _ = tr.generator_trainstep(
-        [s.clone() for s in states], actions, warm_up=warm_up, train=False
+        fresh(states), fresh(actions), warm_up=warm_up, train=False
     )
     ours.eval()
     g = ours._generator_loss(batch)
@@ -226,7 +231,7 @@ def compare(name: str, root: Path, full: bool, b: int) -> None:
     ref_g = dict(g.outputs, fake=torch.cat(gout["outputs"]).detach())
     d = ours._discriminator_loss(ref_g)
     dd = tr.discriminator_trainstep(
-        [s.clone() for s in states], actions, wrong, warm_up=warm_up, gout=gout
+        fresh(states), fresh(actions), fresh(wrong), warm_up=warm_up, gout=gout
     )
     dpairs = {
         "d_real_action": dd["dloss_real_action"],
@@ -264,11 +269,9 @@ def compare(name: str, root: Path, full: bool, b: int) -> None:
             opts.LAMBDA,
             FixedNoise(data["noise"]),
         )
-        _, _, gout, _, _ = tr.generator_trainstep(
-            [s.clone() for s in states], actions, warm_up=warm_up
-        )
+        _, _, gout, _, _ = tr.generator_trainstep(fresh(states), fresh(actions), warm_up=warm_up)
         tr.discriminator_trainstep(
-            [s.clone() for s in states], actions, wrong, warm_up=warm_up, gout=gout
+            fresh(states), fresh(actions), fresh(wrong), warm_up=warm_up, gout=gout
         )
     ours.train()
     ours.run_update(
@@ -306,11 +309,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    print("| setting | quantity | max abs diff | max abs value |\n|---|---|---|---|", flush=True)
     for name in args.settings:
+        done = len(ROWS)
         compare(name, Path(args.official), args.full, args.batch)
-    print("| setting | quantity | max abs diff | max abs value |\n|---|---|---|---|")
-    for setting, name, diff, scale in ROWS:
-        print(f"| {setting} | {name} | {diff:.3g} | {scale:.3g} |")
+        for setting, quantity, diff, scale in ROWS[done:]:
+            print(f"| {setting} | {quantity} | {diff:.3g} | {scale:.3g} |", flush=True)
 
 
 if __name__ == "__main__":
