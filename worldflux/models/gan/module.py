@@ -330,7 +330,9 @@ class GameGAN(WorldModel):
         return self._step(dict(state), self.actions(action, (frame.shape[0],)), frame, generator)
 
     def decode(self, state: Any) -> dict[str, Any]:
-        """The state's frame as an image in ``[0, 1]``."""
+        """The state's frame (or a :class:`Rollout`'s frames) as images in ``[0, 1]``."""
+        if isinstance(state, Rollout):
+            state = state.states
         return {"obs": (state["frame"].clamp(-1, 1) + 1) / 2}
 
     def rollout(
