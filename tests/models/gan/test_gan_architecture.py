@@ -133,8 +133,10 @@ def test_each_phase_trains_its_parts(memory_model: GameGAN) -> None:
     d = memory_model.phase_loss("discriminator", batch, {"generator": g})
     d.total.backward()
     assert all(p.grad is None for n in GENERATOR for p in getattr(memory_model, n).parameters())
-    grads = [p.grad for p in memory_model.discriminator.parameters()]
-    assert sum(x is not None and x.abs().sum() > 0 for x in grads) >= 0.9 * len(grads)
+    # every weight learns; the logit biases may not (hinge: real and fake pulls cancel exactly)
+    weights = {n: p for n, p in memory_model.discriminator.named_parameters() if p.dim() > 1}
+    dead = [n for n, p in weights.items() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead
 
 
 def test_optimisers_are_the_reference_adams() -> None:
