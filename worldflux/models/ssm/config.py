@@ -184,7 +184,9 @@ class SSMConfig(WorldModelConfig):
     decoder: Any = _component("networks.MultiDecoder", minres=4)
     reward_head: Any = _component("networks.TwoHotHead", bins=255, outscale=0.0)
     continue_head: Any = _component("networks.BinaryHead", outscale=1.0)
-    policy: Any = _component("networks.PolicyHead", minstd=0.1, maxstd=1.0, unimix=0.01)
+    policy: Any = _component(
+        "networks.PolicyHead", minstd=0.1, maxstd=1.0, unimix=0.01, outscale=1.0
+    )
     value: Any = _component("networks.TwoHotHead", bins=255, outscale=0.0)
 
     @property

@@ -115,7 +115,7 @@ class SSM(WorldModel):
     def initial_state(self, batch_size: int) -> State:
         """The learned initial ``deter``, ``stoch``, ``hidden`` and a zero previous ``action``."""
         state = dict(self.dynamics.initial(batch_size))
-        state["action"] = torch.zeros(batch_size, self.config.action_dim, device=self._device())
+        state["action"] = torch.zeros(batch_size, self.config.action_dim, device=self._param_device())
         return state
 
     def encode(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor:
@@ -123,7 +123,7 @@ class SSM(WorldModel):
         lead = self._lead_axes(obs)
         items = inputs.as_obs_dict(obs, self.modalities, lead, "(B, T)" if lead == 2 else "(B)")
         shape = next(iter(items.values())).shape[:lead]
-        flat = {k: v.to(self._device()).flatten(0, lead - 1) for k, v in items.items()}
+        flat = {k: v.to(self._param_device()).flatten(0, lead - 1) for k, v in items.items()}
         return self.encoder(flat).view(*shape, -1)
 
     def observe(
@@ -150,7 +150,7 @@ class SSM(WorldModel):
         inputs.check_state(state, self._state_shapes(), optional=("action",))
         b = state["deter"].shape[0]
         action = inputs.check_actions(
-            action.to(self._device()), self.config.action_kind, self.config.action_dim, (b,), "(B)"
+            action.to(self._param_device()), self.config.action_kind, self.config.action_dim, (b,), "(B)"
         )
         nxt = self.dynamics.img_step(state, action)
         nxt["action"] = action
@@ -222,7 +222,7 @@ class SSM(WorldModel):
         """
         items = inputs.as_obs_dict(obs, self.modalities, 1)
         b = next(iter(items.values())).shape[0]
-        dev = self._device()
+        dev = self._param_device()
         if state is None:
             state = self.initial_state(b)
             first = torch.ones(b, dtype=torch.bool, device=dev) if first is None else first
@@ -321,7 +321,7 @@ class SSM(WorldModel):
         return factory([g for g in groups if g["params"]])
 
     # ------------------------------------------------------------------ helpers
-    def _device(self) -> torch.device:
+    def _param_device(self) -> torch.device:
         return self.dynamics.initial_deter.device
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -346,7 +346,7 @@ class SSM(WorldModel):
                     f"batch lacks {key!r}; expected keys obs, action, reward, first, terminal "
                     "(see worldflux.core.model)"
                 )
-        dev = self._device()
+        dev = self._param_device()
         obs = inputs.as_obs_dict(batch["obs"], self.modalities, 2, "(B, T)")
         b, t = next(iter(obs.values())).shape[:2]
         if t < 2:
