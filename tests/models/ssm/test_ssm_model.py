@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worldflux import create_world_model
+from worldflux import create_world_model, get_config
 from worldflux.errors import ConfigError, ShapeError
 from worldflux.models.ssm.losses import lambda_returns
 
@@ -133,16 +133,16 @@ def test_s5_parameters_have_their_own_group_without_weight_decay() -> None:
 # ---------------------------------------------------------------------------- bad input
 def test_unstable_or_inverted_dt_ranges_are_refused() -> None:
     with pytest.raises(ConfigError, match="dt_min"):
-        create_world_model("ssm:ci", dynamics={"dt_min": 0.2, "dt_max": 0.1})
+        get_config("ssm:ci", dynamics={"dt_min": 0.2, "dt_max": 0.1})
     with pytest.raises(ConfigError, match=r"dt_min/dt_max must lie in \[1e-6, 1.0\]"):
-        create_world_model("ssm:ci", dynamics={"dt_max": 5.0})
+        get_config("ssm:ci", dynamics={"dt_max": 5.0})
     with pytest.raises(ConfigError, match="discretization"):
-        create_world_model("ssm:ci", dynamics={"discretization": "euler"})
+        get_config("ssm:ci", dynamics={"discretization": "euler"})
 
 
 def test_state_size_must_split_into_blocks() -> None:
     with pytest.raises(ConfigError, match=r"ssm_state \(18\) must be divisible by dynamics.blocks"):
-        create_world_model("ssm:ci", ssm_state=18)
+        get_config("ssm:ci", ssm_state=18)
 
 
 def test_unsupported_sequence_lengths_are_refused() -> None:
@@ -150,7 +150,7 @@ def test_unsupported_sequence_lengths_are_refused() -> None:
     with pytest.raises(ShapeError, match="T >= 2"):
         model.loss(_batch(model, t=1))
     with pytest.raises(ConfigError, match="batch_length"):
-        create_world_model("ssm:ci", batch_length=1)
+        get_config("ssm:ci", batch_length=1)
 
 
 def test_image_sizes_must_be_minres_times_a_power_of_two() -> None:
