@@ -115,7 +115,9 @@ class SSM(WorldModel):
     def initial_state(self, batch_size: int) -> State:
         """The learned initial ``deter``, ``stoch``, ``hidden`` and a zero previous ``action``."""
         state = dict(self.dynamics.initial(batch_size))
-        state["action"] = torch.zeros(batch_size, self.config.action_dim, device=self._param_device())
+        state["action"] = torch.zeros(
+            batch_size, self.config.action_dim, device=self._param_device()
+        )
         return state
 
     def encode(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor:
@@ -150,7 +152,11 @@ class SSM(WorldModel):
         inputs.check_state(state, self._state_shapes(), optional=("action",))
         b = state["deter"].shape[0]
         action = inputs.check_actions(
-            action.to(self._param_device()), self.config.action_kind, self.config.action_dim, (b,), "(B)"
+            action.to(self._param_device()),
+            self.config.action_kind,
+            self.config.action_dim,
+            (b,),
+            "(B)",
         )
         nxt = self.dynamics.img_step(state, action)
         nxt["action"] = action

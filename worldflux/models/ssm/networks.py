@@ -81,11 +81,10 @@ def mlp(in_dim: int, layers: int, units: int) -> nn.Sequential:
     return nn.Sequential(*[Dense(in_dim if i == 0 else units, units) for i in range(layers)])
 
 
-def _conv_init(conv: nn.Module, fan_scale: int, dist: str) -> None:
-    w = conv.weight
+def _conv_init(conv: nn.Module, dist: str) -> None:
+    w = conv.weight  # (out, in, k, k): fans count the kernel area as the reference's HWIO does
     space = w.shape[-1] * w.shape[-2]
     init_(w, w.shape[1] * space, w.shape[0] * space, dist)
-    del fan_scale
     if conv.bias is not None and not conv.bias.is_meta:
         nn.init.zeros_(conv.bias)
 
@@ -136,7 +135,7 @@ class MultiEncoder(nn.Module):
             layers, ch = [], sum(s[0] for s in shapes)
             for i in range(stages):
                 conv = nn.Conv2d(ch, depth * 2**i, 4, 2, 1, bias=False)
-                _conv_init(conv, 0, "normal")
+                _conv_init(conv, "normal")
                 layers += [conv, ChannelNorm(depth * 2**i, eps=1e-3), nn.SiLU()]
                 ch = depth * 2**i
             self.cnn = nn.Sequential(*layers)
