@@ -28,16 +28,26 @@ from worldflux.errors import ConfigError, suggest
 RESERVED = ("suite", "id", "num_envs")
 
 
-def _embedded(name: str) -> type[Env]:
-    from worldflux.envs import embedded, physics
+#: Embedded (numpy-only) environments: id -> ``module:Class`` under ``worldflux.envs``,
+#: imported when used.
+EMBEDDED = {
+    "catch": "embedded:Catch",
+    "reach": "embedded:Reach",
+    "physics": "physics:PhysicsEnv",
+    "memory": "memory:Memory",
+}
 
-    table = {"catch": embedded.Catch, "reach": embedded.Reach, "physics": physics.PhysicsEnv}
-    if name not in table:
+
+def _embedded(name: str) -> type[Env]:
+    import importlib
+
+    if name not in EMBEDDED:
         raise ConfigError(
-            f"unknown embedded environment {name!r}.{suggest(name, table)} "
-            f"Valid ids: {sorted(table)}"
+            f"unknown embedded environment {name!r}.{suggest(name, EMBEDDED)} "
+            f"Valid ids: {sorted(EMBEDDED)}"
         )
-    return table[name]
+    module, cls = EMBEDDED[name].split(":")
+    return getattr(importlib.import_module(f"worldflux.envs.{module}"), cls)
 
 
 def _dummy(name: str) -> Callable[..., Env]:

@@ -1,0 +1,50 @@
+"""The embedded Memory task (worldflux.envs.memory): cue, delay, recall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldflux.envs.memory import Memory
+from worldflux.envs.registry import make_env
+from worldflux.errors import ConfigError
+
+
+def _onehot(i: int, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.float32)
+    out[i] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("answer_right", [True, False])
+def test_cue_shown_once_then_recalled_after_the_delay(answer_right: bool) -> None:
+    env = Memory(cues=3, delay=4, seed=0)
+    obs = env.reset()["obs"]
+    cue = int(np.argmax(obs[:3]))
+    assert obs[cue] == 1.0 and obs[-1] == 0.0
+    for _ in range(4):  # delay: blank observations, no reward, whatever the action
+        obs, reward, done, _ = env.step(_onehot(cue, 3))
+        assert not obs["obs"].any() and reward == 0.0 and not done
+    obs, reward, done, _ = env.step(_onehot(0, 3))
+    assert obs["obs"][-1] == 1.0 and reward == 0.0 and not done  # the query is shown
+    answer = cue if answer_right else (cue + 1) % 3
+    _, reward, done, _ = env.step(_onehot(answer, 3))
+    assert done and reward == (1.0 if answer_right else -1.0)
+
+
+def test_image_observations_and_registry() -> None:
+    env = make_env({"suite": "embedded", "id": "memory", "obs": "image", "delay": 0}, seed=1)
+    first = env.reset()["obs"]
+    assert first.shape == (3, 16, 16) and first.dtype == np.uint8 and first.any()
+    query = env.step(_onehot(0, 2))[0]["obs"]
+    assert (query == 255).all()
+    assert env.spec.action_kind == "discrete" and env.spec.action_dim == 2
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ConfigError, match="delay"):
+        Memory(delay=-1)
+    with pytest.raises(ConfigError, match="cues"):
+        Memory(cues=1)
+    with pytest.raises(ConfigError, match="obs"):
+        Memory(obs="pixels")
