@@ -130,6 +130,13 @@ class Token(WorldModel):
             self._lpips_state = net = net.to(dev)
         return net
 
+    def load_official(self, path: str, parts: tuple[str, ...] | None = None) -> None:
+        """Load a released IRIS agent (``pretrained_models/<Game>.pt`` of the Hugging Face repo
+        ``eloialonso/iris``) or any state dict in the reference's layout; see ``weights.py``."""
+        from worldflux.models.token.weights import load_official
+
+        load_official(self, path, parts)
+
     # ------------------------------------------------------------------ inputs
     def frames(self, obs: Any, lead: int) -> Tensor:
         """Observations ``(*lead, 3, H, W)`` (uint8 or float in [0, 1]) -> floats in ``[-1, 1]``."""
