@@ -2,8 +2,8 @@
 
 The criterion of issue 11: through ``python -m worldflux.train model=token/ci`` on 16x16 Catch,
 the tokenizer's reconstruction error falls, the world model's next-token accuracy rises well above
-chance (1 / vocab_size), and the evaluation return beats a uniformly random policy (about -2.4 on
-Catch with 4 balls; docs/learning.md).
+chance (1 / vocab_size), and the evaluation return beats a uniformly random policy clearly (the
+random prefill of the recipe scores about -2.2 over its ~18 episodes; docs/learning.md).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ RECIPE = [
     "eval.episodes=10",
     "eval.video=false",
 ]
-RANDOM_RETURN = -2.4
+RANDOM_RETURN = -2.2  # mean of the 500 random prefill steps (4 balls, 28-step episodes)
 
 
 def _column(rows: list[dict[str, str]], key: str) -> list[float]:
@@ -63,4 +63,4 @@ def test_token_learns_catch_pixels(tmp_path: Path) -> None:
     ret = _column(rows, "eval/return")
     assert sum(rec[-5:]) / 5 < 0.5 * sum(rec[:3]) / 3, "reconstruction error did not fall"
     assert sum(acc[-5:]) / 5 > 10 / 32, "next-token accuracy is not well above chance (1/32)"
-    assert max(ret[-2:]) > RANDOM_RETURN, "the agent does not beat a random policy"
+    assert max(ret[-2:]) > RANDOM_RETURN + 1.0, "the agent does not beat a random policy"
