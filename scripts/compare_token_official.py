@@ -145,7 +145,7 @@ def main() -> None:
 
     ours_lpips = LPIPS().eval()
     ours_lpips.load_weights(lp, "official LPIPS")
-    ours._lpips_state = ours_lpips
+    ours.set_lpips(ours_lpips)
 
     b, L = args.batch, 20
     frames = torch.randint(0, 256, (b, L + 1, 3, 64, 64), generator=gen).float() / 255

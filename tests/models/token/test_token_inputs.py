@@ -137,3 +137,10 @@ def test_reference_checkpoint_errors_name_the_keys(model, tmp_path: Path) -> Non
     assert "actor_critic.convs.1.bias" in str(err.value)
     assert "world_model.head_reward.2.weight: file (5, 32) vs model (3, 32)" in str(err.value)
     model.load_official(str(path), parts=("tokenizer",))  # other parts are not read
+
+
+def test_lpips_is_not_part_of_the_state_dict() -> None:
+    m = create_world_model("token:ci")
+    keys = set(m.state_dict())
+    m.set_lpips(LPIPS())
+    assert set(m.state_dict()) == keys and m.lpips is not None

@@ -121,14 +121,19 @@ class Token(WorldModel):
                     log.warning("token: %s; training without the perceptual (LPIPS) term", why)
                 else:
                     log.info("token: %s", why)
-                    self._lpips_state = net
+                    self.set_lpips(net)
         if self._lpips_state is False:
             return None
         net = self._lpips_state
         dev = self.tokenizer.embedding.weight.device
         if net.shift.device != dev:
-            self._lpips_state = net = net.to(dev)
-        return net
+            self.set_lpips(net.to(dev))
+        return self._lpips_state
+
+    def set_lpips(self, net: nn.Module | None) -> None:
+        """Use ``net`` (a frozen :class:`~worldflux.nn.lpips.LPIPS`) for the perceptual term, or
+        none. It is kept outside the module tree, so it is neither saved nor counted."""
+        self.__dict__["_lpips_state"] = False if net is None else net
 
     def load_official(self, path: str, parts: tuple[str, ...] | None = None) -> None:
         """Load a released IRIS agent (``pretrained_models/<Game>.pt`` of the Hugging Face repo
