@@ -1,0 +1,1 @@
+"""token: IRIS, the discrete-token world model (VQ autoencoder + GPT + actor-critic)."""
