@@ -29,9 +29,9 @@ RESERVED = ("suite", "id", "num_envs")
 
 
 def _embedded(name: str) -> type[Env]:
-    from worldflux.envs import embedded
+    from worldflux.envs import embedded, wall
 
-    table = {"catch": embedded.Catch, "reach": embedded.Reach}
+    table = {"catch": embedded.Catch, "reach": embedded.Reach, "wall": wall.Wall}
     if name not in table:
         raise ConfigError(
             f"unknown embedded environment {name!r}.{suggest(name, table)} "
