@@ -70,9 +70,7 @@ class JEPAConfig(WorldModelConfig):
     action_dim: int = 2
     action_kind: str = "continuous"
     phases: Any = field(default_factory=lambda: base_default("jepa", "phases"))
-    encoder: Any = _component(
-        "ImpalaEncoder", channels=[16, 32, 32], num_blocks=2, final_norm=True
-    )
+    encoder: Any = _component("ImpalaEncoder", channels=[16, 32, 32], num_blocks=2, final_norm=True)
     predictor: Any = _component("GRUPredictor", final_norm=False)
     idm: Any = _component("InverseDynamics", hidden=[512])
     planner: Any = field(default_factory=lambda: dict(_PLANNER))

@@ -48,7 +48,9 @@ class JEPA(WorldModel):
         c = self.config
         shape = next(iter(c.modalities().values()))["shape"]
         self.obs_shape = tuple(int(s) for s in shape)
-        self.encoder = self.build_component("encoder", obs_shape=list(shape), latent_dim=c.latent_dim)
+        self.encoder = self.build_component(
+            "encoder", obs_shape=list(shape), latent_dim=c.latent_dim
+        )
         self.predictor = self.build_component(
             "predictor", action_dim=c.action_dim, latent_dim=c.latent_dim
         )

@@ -73,9 +73,7 @@ class ImpalaEncoder(nn.Module):
         c, h, w = (int(s) for s in obs_shape)
         self.obs_shape = (c, h, w)
         ins = [c, *channels[:-1]]
-        self.stages = nn.Sequential(
-            *[ImpalaStage(i, o, num_blocks) for i, o in zip(ins, channels)]
-        )
+        self.stages = nn.Sequential(*[ImpalaStage(i, o, num_blocks) for i, o in zip(ins, channels)])
         for _ in channels:
             h, w = (h + 1) // 2, (w + 1) // 2
         self.flat_dim = int(channels[-1]) * h * w
