@@ -7,7 +7,7 @@ Numbers come from PLDM (Sobal et al. 2025, vladisai/PLDM @ cbaf674,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from worldflux.core.config import WorldModelConfig, base_default
 from worldflux.core.validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Range
@@ -62,6 +62,13 @@ class JEPAConfig(WorldModelConfig):
         planner: a ``planner`` group node (``conf/planner/``) with ``objective: goal``: how
             ``act(..., goal=...)`` plans toward a goal observation.
         encoder, predictor, idm: component nodes.
+        action_encoder, proprio_encoder, decoder: DINO-WM's component nodes (``null`` in PLDM).
+        num_hist: DINO-WM's history length in frames; its sequences are ``num_hist + 1`` long.
+        action_emb_dim, proprio_emb_dim: DINO-WM's action and proprioception embedding sizes,
+            concatenated to every patch token.
+        encoder_image_size: side the images are resized to for DINOv2 (196: 14 x 14 patches).
+        dino_weights: DINOv2 weights file; ``None`` looks in the torch hub cache, and without
+            weights the frozen encoder is random (logged once).
     """
 
     _target_: str = "worldflux.models.jepa.module.JEPA"
@@ -74,6 +81,9 @@ class JEPAConfig(WorldModelConfig):
     predictor: Any = _component("GRUPredictor", final_norm=False)
     idm: Any = _component("InverseDynamics", hidden=[512])
     planner: Any = field(default_factory=lambda: dict(_PLANNER))
+    action_encoder: Any = None
+    proprio_encoder: Any = None
+    decoder: Any = None
     latent_dim: int = 512
     tie_norm: bool = True
     sim_coeff: float = 1.0
@@ -90,15 +100,33 @@ class JEPAConfig(WorldModelConfig):
     lr_final_scale: float = 0.001
     batch_size: int = 64
     batch_length: int = 16
+    num_hist: int = 3
+    action_emb_dim: int = 10
+    proprio_emb_dim: int = 10
+    encoder_image_size: int = 196
+    dino_weights: Optional[str] = None
 
     #: The reference's trainable count leaves out the inverse-dynamics head, which its optimiser
     #: never receives (``meta.official_params.wall``); we build and train it by default.
     REFERENCE_SETTINGS: ClassVar[dict[str, dict[str, Any]]] = {
         "wall": {"obs_shape": [2, 65, 65], "action_dim": 2, "idm_coeff": 0.0},
+        # DINO-WM on PushT: 224 px images, 4-d proprioception, 2-d actions x frameskip 5
+        "pusht": {
+            "observation_modalities": {
+                "visual": {"kind": "image", "shape": [3, 224, 224]},
+                "proprio": {"kind": "vector", "shape": [4]},
+            },
+            "action_dim": 10,
+        },
     }
-    SUPPORTED_MODALITIES: ClassVar[tuple[str, ...]] = ("image",)
+    #: PLDM takes one image; DINO-WM an image plus a proprioception vector.
+    SUPPORTED_MODALITIES: ClassVar[tuple[str, ...]] = ("image", "vector")
     FIELD_RANGES: ClassVar[dict[str, Range]] = {
         "latent_dim": POSITIVE_INT,
+        "num_hist": POSITIVE_INT,
+        "action_emb_dim": POSITIVE_INT,
+        "proprio_emb_dim": POSITIVE_INT,
+        "encoder_image_size": Range(14),
         "batch_size": Range(2),  # the variance and covariance terms need two samples
         "batch_length": Range(2),  # one transition at least
         "lr_schedule_steps": NON_NEGATIVE,
@@ -126,6 +154,16 @@ class JEPAConfig(WorldModelConfig):
             raise ConfigError(
                 f"action_kind must be 'continuous' for jepa (PLDM plans continuous actions), "
                 f"got {self.action_kind!r}"
+            )
+        if self.decoder is not None and self.batch_length != self.num_hist + 1:
+            raise ConfigError(
+                f"batch_length must be num_hist + 1 = {self.num_hist + 1} for DINO-WM (history "
+                f"frames plus the predicted one), got {self.batch_length}"
+            )
+        if self.encoder_image_size % 14:
+            raise ConfigError(
+                f"encoder_image_size must be a multiple of 14 (DINOv2 patches), got "
+                f"{self.encoder_image_size}"
             )
         if self.planner is not None:
             objective = dict(self.planner).get("objective", "return")

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from worldflux.core.model import LossOutput, WorldModel
 from worldflux.core.protocols import Rollout
-from worldflux.errors import ShapeError
+from worldflux.errors import ConfigError, ShapeError
 from worldflux.models.jepa import losses
 from worldflux.models.jepa.config import JEPAConfig
 from worldflux.planning.protocol import PlanningError
@@ -46,6 +46,12 @@ class JEPA(WorldModel):
     def __init__(self, config: Mapping[str, Any] | JEPAConfig) -> None:
         super().__init__(config)
         c = self.config
+        kinds = [m["kind"] for m in c.modalities().values()]
+        if kinds != ["image"]:
+            raise ConfigError(
+                f"PLDM takes one image observation (C, H, W), got modalities {kinds}; "
+                "jepa:dino_wm takes an image plus a proprioception vector"
+            )
         shape = next(iter(c.modalities().values()))["shape"]
         self.obs_shape = tuple(int(s) for s in shape)
         self.encoder = self.build_component(
