@@ -174,7 +174,7 @@ def load_dinov2(
     path = Path(weights) if weights is not None else hub_weights(model.size)
     if not path.is_file():
         if weights is not None:
-            raise ModelFileError(f"DINOv2 weights file {path} does not exist")
+            raise ModelFileError(path, "the DINOv2 weights file does not exist")
         if warn and str(path) not in _WARNED:
             _WARNED.add(str(path))
             log.warning(
@@ -192,7 +192,7 @@ def load_dinov2(
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
-            raise ModelFileError(f"cannot read DINOv2 weights {path}: {err}") from None
+            raise ModelFileError(path, f"cannot read DINOv2 weights: {err}") from None
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -203,8 +203,9 @@ def load_dinov2(
     ]
     if missing or unexpected or mismatched:
         raise ModelFileError(
-            f"{path} is not a DINOv2 {model.size} state dict: missing keys {missing[:8]}, "
-            f"unexpected keys {unexpected[:8]}, mismatched shapes {mismatched[:8]}"
+            path,
+            f"not a DINOv2 {model.size} state dict: missing keys {missing[:8]}, "
+            f"unexpected keys {unexpected[:8]}, mismatched shapes {mismatched[:8]}",
         )
     model.load_state_dict(state)
     log.info("loaded DINOv2 %s weights from %s", model.size, path)

@@ -104,7 +104,7 @@ class DinoWM(WorldModel):
         proprio = torch.as_tensor(obs[self.proprio_key], device=dev).float()
         if visual.dim() != lead + 3 or tuple(visual.shape[lead:]) != self.image_shape:
             raise ShapeError(
-                f"{name}[{self.visual_key!r}] must have shape (*{lead} leading, "
+                f"{name}[{self.visual_key!r}] must have shape ({'B, T' if lead == 2 else 'B'}, "
                 f"{', '.join(map(str, self.image_shape))}), got {tuple(visual.shape)}"
             )
         if proprio.shape[:lead] != visual.shape[:lead] or proprio.dim() != lead + 1:
@@ -134,9 +134,9 @@ class DinoWM(WorldModel):
         act = self.action_encoder(action)[:, :, None].expand(-1, -1, p, -1)
         return torch.cat([feats, prop, act], -1)
 
-    def encode(self, obs: Any) -> Tensor:
+    def encode(self, obs: Any, name: str = "obs") -> Tensor:
         """Tokens ``(B, P, D)`` of one frame per batch entry (zero action embedding input)."""
-        visual, proprio = self._split(obs, 1, "obs")
+        visual, proprio = self._split(obs, 1, name)
         zeros = proprio.new_zeros(len(proprio), 1, self.config.action_dim)
         return self._tokens(visual[:, None], proprio[:, None], zeros)[:, 0]
 
@@ -180,7 +180,7 @@ class DinoWM(WorldModel):
     # ------------------------------------------------------------------ planning
     def plan_encode(self, obs: Any, task: Tensor | None) -> Tensor:
         """A flat goal window ``(B, T P D)``: the goal frame's tokens in every slot."""
-        tokens = self.encode(obs)
+        tokens = self.encode(obs, "goal")
         return tokens[:, None].expand(-1, self.config.num_hist, -1, -1).flatten(1)
 
     def plan_next(self, z: Tensor, action: Tensor, task: Tensor | None) -> Tensor:
@@ -191,7 +191,7 @@ class DinoWM(WorldModel):
     def score_goal(self, state: Tensor, goal: Any) -> Tensor:
         """Minus the mean squared error ``(B,)`` of a frame's visual+proprio tokens to the goal's."""
         k = self.config.action_emb_dim
-        return -(state[..., :-k] - self.encode(goal)[..., :-k]).pow(2).flatten(1).mean(-1)
+        return -(state[..., :-k] - self.encode(goal, "goal")[..., :-k]).pow(2).flatten(1).mean(-1)
 
     def act(
         self,
