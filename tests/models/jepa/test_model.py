@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -13,7 +15,18 @@ from worldflux.planning.protocol import PlanningError
 TINY = {"obs_shape": [2, 16, 16], "latent_dim": 16, "batch_length": 4}
 
 
+@functools.cache
+def _shared():
+    torch.manual_seed(0)
+    return create_world_model("jepa:ci", **TINY)
+
+
 def _model(**overrides):
+    """The shared tiny model (composing a config costs a second), or one with overrides."""
+    if not overrides:
+        model = _shared()
+        model.zero_grad(set_to_none=True)
+        return model
     torch.manual_seed(0)
     return create_world_model("jepa:ci", **{**TINY, **overrides})
 
