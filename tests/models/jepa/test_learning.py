@@ -29,11 +29,12 @@ WALL = {
     "door_space": 3,
     "border": 3,
     "max_steps": 60,
+    "cross": False,  # goals anywhere; across the wall is not reached yet (docs/learning.md)
 }
 WALL_ARGS = ["env.size=32", "env.max_step=1.5", "env.door_space=3", "env.border=3"]
 #: The recipe (docs/learning.md): model and planner overrides of jepa:ci for the 32 x 32 wall.
 MODEL = ["model.latent_dim=64", "model.lr=1e-3", "model.batch_size=32", "model.batch_length=16"]
-PLANNER = {"planner.horizon": 12, "planner.num_samples": 256, "planner.iterations": 3}
+PLANNER = {"planner.horizon": 20, "planner.num_samples": 256, "planner.iterations": 3}
 
 
 def _run(args: list[str]) -> str:
@@ -98,7 +99,7 @@ def train_and_evaluate(tmp: Path, episodes: int, updates: int, eval_episodes: in
 
 @pytest.mark.slow
 def test_jepa_plans_to_goals_after_offline_training(tmp_path: Path) -> None:
-    r = train_and_evaluate(tmp_path, episodes=1000, updates=1500, eval_episodes=30)
+    r = train_and_evaluate(tmp_path, episodes=2000, updates=1500, eval_episodes=30)
     print(r)
     trained, untrained, rand = (r[k]["success"] for k in ("trained", "untrained", "random"))
     assert trained >= rand + 0.2 and trained >= untrained + 0.2, r
