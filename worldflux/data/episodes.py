@@ -5,6 +5,7 @@ Layout::
     <path>/spec.json                      # the spaces (EnvSpec.to_dict()) plus the env config
     <path>/manifest.json                  # {"env", "episodes": [{"file", "length"}], "sessions"}
     <path>/episodes/<index>-<length>.npz  # one episode: obs__<name>, action, reward, first, terminal
+                                      # (+ goal__<name> for goal-reaching environments)
 
 Each episode file holds arrays ``(T, ...)`` in the batch format of :mod:`worldflux.core.model`
 (images uint8). Every file is written to a temporary name, flushed to disk and renamed, so a kill
@@ -215,7 +216,12 @@ def load_replay(path: str | os.PathLike[str], capacity: int | None = None, seed:
             f"dataset {path} holds no finished episodes under {EPISODES}/ (collect more with "
             f"python -m worldflux.collect path={path})"
         )
-    replay = Replay(spec, capacity or sum(e.length for e in entries), num_streams=1, seed=seed)
+    # Goal-reaching datasets store each step's goal observation (``goal__<name>``).
+    with np.load(entries[0].file, allow_pickle=False) as f:
+        goals = any(k.startswith("goal__") for k in f.files)
+    replay = Replay(
+        spec, capacity or sum(e.length for e in entries), num_streams=1, seed=seed, goals=goals
+    )
     layout = replay.layout()
     for entry in entries:
         try:
@@ -245,6 +251,8 @@ class EpisodeRecorder:
             row.update(
                 {k: np.asarray(step[k][i]) for k in ("action", "reward", "first", "terminal")}
             )
+            if "goal" in step:  # goal-reaching environments: the episode's goal observation
+                row.update({f"goal/{k}": np.asarray(v[i]) for k, v in step["goal"].items()})
             buf.append(row)
             if step["last"][i]:
                 done.append({k: np.stack([r[k] for r in buf]) for k in buf[0]})

@@ -39,6 +39,8 @@ class Replay:
         num_streams: number of environments writing to it.
         directory: store the arrays as memory-mapped files there instead of in memory.
         seed: seed of the sampler.
+        goals: store each step's goal observation (``goal/<name>``) and sample it as
+            ``batch["goal"]``; ``None``: when ``spec.extras["goal"]`` is set.
     """
 
     def __init__(
@@ -48,7 +50,9 @@ class Replay:
         num_streams: int = 1,
         directory: str | os.PathLike[str] | None = None,
         seed: int = 0,
+        goals: bool | None = None,
     ) -> None:
+        self.goals = bool(spec.extras.get("goal")) if goals is None else bool(goals)
         if num_streams < 1 or capacity < num_streams:
             raise ConfigError(
                 f"replay capacity ({capacity}) must be at least the number of streams "
@@ -74,6 +78,8 @@ class Replay:
         out["reward"] = ((), np.dtype(np.float32))
         out["first"] = ((), np.dtype(bool))
         out["terminal"] = ((), np.dtype(bool))
+        if self.goals:
+            out.update({f"goal/{k}": (tuple(v.shape), v.dtype) for k, v in self.spec.obs.items()})
         return out
 
     def _alloc(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -103,7 +109,11 @@ class Replay:
         rows = self.pos.copy()
         streams = np.arange(self.num_streams)
         for key in self.data:
-            value = step["obs"][key[4:]] if key.startswith("obs/") else step[key]
+            if key.startswith(("obs/", "goal/")):
+                group, name = key.split("/", 1)
+                value = step[group][name]
+            else:
+                value = step[key]
             value = np.asarray(value)
             expected = (self.num_streams, *self.data[key].shape[2:])
             if value.shape != expected:
@@ -136,7 +146,8 @@ class Replay:
         Returns:
             ``{"obs": {name: (B, T, ...)}, "action": (B, T, A), "reward": (B, T),
             "first": (B, T), "terminal": (B, T)}`` numpy arrays; single-modality
-            observations are the array itself under ``"obs"``.
+            observations are the array itself under ``"obs"``. With goals, ``"goal"``
+            ``(B, ...)`` (or ``{name: (B, ...)}``) is the goal of each window's first step.
         """
         starts = np.maximum(self.count - length + 1, 0)
         if starts.sum() == 0:
@@ -151,6 +162,9 @@ class Replay:
         out = {key: arr[stream[:, None], index] for key, arr in self.data.items()}
         obs = {k[4:]: out.pop(k) for k in list(out) if k.startswith("obs/")}
         out["obs"] = obs["obs"] if self.spec.single else obs
+        if self.goals:  # one goal per sequence: the goal of the window's first step
+            goal = {k[5:]: out.pop(k)[:, 0] for k in list(out) if k.startswith("goal/")}
+            out["goal"] = goal["obs"] if self.spec.single else goal
         return out
 
     # ------------------------------------------------------------------ persistence

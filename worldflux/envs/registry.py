@@ -35,6 +35,7 @@ EMBEDDED = {
     "reach": "embedded:Reach",
     "physics": "physics:PhysicsEnv",
     "memory": "memory:Memory",
+    "wall": "wall:Wall",
 }
 
 

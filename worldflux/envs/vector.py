@@ -69,7 +69,8 @@ class VectorEnv:
         Returns:
             ``{"obs": {name: (N, ...)}, "action": (N, A), "reward": (N,), "first": (N,),
             "terminal": (N,), "last": (N,)}``; ``last`` marks the final step of an episode
-            (terminal or truncated).
+            (terminal or truncated). Goal-reaching environments (``spec.extras["goal"]``) add
+            ``"goal": {name: (N, ...)}``, each episode's goal observation.
         """
         n, a = self.num_envs, self.spec.action_dim
         if actions is None:
@@ -81,7 +82,7 @@ class VectorEnv:
             raise ShapeError(f"expected actions of shape ({n}, {a}), got {actions.shape}")
         rows = [self._step_one(i, actions[i]) for i in range(n)]
         obs = {k: np.stack([r[0][k] for r in rows]) for k in self.spec.obs}
-        return {
+        out: dict[str, np.ndarray | Obs] = {
             "obs": obs,
             "action": np.stack([r[1] for r in rows]).astype(np.float32),
             "reward": np.array([r[2] for r in rows], dtype=np.float32),
@@ -89,6 +90,10 @@ class VectorEnv:
             "terminal": np.array([r[4] for r in rows], dtype=bool),
             "last": np.array([r[5] for r in rows], dtype=bool),
         }
+        if self.spec.extras.get("goal"):  # goal-reaching envs: each episode's goal observation
+            goals = [env.goal_observation() for env in self.envs]  # type: ignore[attr-defined]
+            out["goal"] = {k: np.stack([g[k] for g in goals]) for k in self.spec.obs}
+        return out
 
     def _step_one(
         self, i: int, action: np.ndarray

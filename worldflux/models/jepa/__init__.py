@@ -1,0 +1,1 @@
+"""JEPA: joint-embedding predictive world models that plan toward goals (PLDM)."""
