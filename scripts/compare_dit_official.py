@@ -51,8 +51,14 @@ def main() -> int:
     torch.manual_seed(args.seed)
     k, c, s, a, b = 4, 4, 8, 3, 3
     ref = RefCDiT(
-        input_size=s, context_size=k, patch_size=2, in_channels=c, hidden_size=64, depth=2,
-        num_heads=4, learn_sigma=True,
+        input_size=s,
+        context_size=k,
+        patch_size=2,
+        in_channels=c,
+        hidden_size=64,
+        depth=2,
+        num_heads=4,
+        learn_sigma=True,
     ).eval()
     with torch.no_grad():
         for p in ref.parameters():

@@ -53,7 +53,10 @@ def _take(table: np.ndarray, t: Tensor, like: Tensor) -> Tensor:
 def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
     """KL between two diagonal Gaussians, elementwise (nats)."""
     return 0.5 * (
-        -1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
+        -1.0
+        + logvar2
+        - logvar1
+        + torch.exp(logvar1 - logvar2)
         + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
     )
 
@@ -122,9 +125,10 @@ class GaussianDiffusion:
 
     def posterior(self, x0: Tensor, xt: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and clipped log variance of ``q(x_{t-1} | x_t, x_0)``."""
-        mean = _take(self.posterior_mean_coef1, t, xt) * x0 + _take(
-            self.posterior_mean_coef2, t, xt
-        ) * xt
+        mean = (
+            _take(self.posterior_mean_coef1, t, xt) * x0
+            + _take(self.posterior_mean_coef2, t, xt) * xt
+        )
         return mean, _take(self.posterior_log_variance_clipped, t, xt)
 
     def p_mean_variance(self, out: Tensor, xt: Tensor, t: Tensor) -> dict[str, Tensor]:
@@ -134,9 +138,10 @@ class GaussianDiffusion:
         max_log = _take(self.log_betas, t, xt)
         frac = (v + 1) / 2  # v in [-1, 1] spans [posterior variance, beta_t]
         log_var = frac * max_log + (1 - frac) * min_log
-        x0 = _take(self.sqrt_recip_alphas_cumprod, t, xt) * xt - _take(
-            self.sqrt_recipm1_alphas_cumprod, t, xt
-        ) * eps
+        x0 = (
+            _take(self.sqrt_recip_alphas_cumprod, t, xt) * xt
+            - _take(self.sqrt_recipm1_alphas_cumprod, t, xt) * eps
+        )
         mean, _ = self.posterior(x0, xt, t)
         return {"mean": mean, "log_variance": log_var, "pred_xstart": x0, "eps": eps}
 

@@ -151,9 +151,12 @@ class DiT(DiTPlanning, WorldModel):
         ctx = torch.stack([z[:, j - k : j] for j in idx.tolist()], 1)  # (B, W, K, C, Hh, W)
         # a window is valid when no episode starts after its first context frame
         starts = torch.stack([first[:, j - k + 1 : j + 1].any(1) for j in idx.tolist()], 1)
-        return ctx.flatten(0, 1), z[:, k:].flatten(0, 1), action[:, k:].flatten(0, 1), (
-            ~starts
-        ).flatten().float()
+        return (
+            ctx.flatten(0, 1),
+            z[:, k:].flatten(0, 1),
+            action[:, k:].flatten(0, 1),
+            (~starts).flatten().float(),
+        )
 
     def phase_loss(
         self, name: str, batch: Mapping[str, Any], outputs: Mapping[str, LossOutput]
@@ -208,12 +211,15 @@ class DiT(DiTPlanning, WorldModel):
             )
         b = window.shape[0]
         if action.shape != (b, c.action_dim):
-            raise ShapeError(f"action must be (B, A) = {(b, c.action_dim)}, got {tuple(action.shape)}")
+            raise ShapeError(
+                f"action must be (B, A) = {(b, c.action_dim)}, got {tuple(action.shape)}"
+            )
         process = self._sampling_process(c.sample_steps if num_steps is None else num_steps)
         net = self.ema.target if use_ema else self.denoiser
         rel_t = torch.full((b,), c.rel_t, device=window.device)
-        noise = torch.randn(window.shape[:1] + window.shape[2:], generator=generator,
-                            device=window.device)
+        noise = torch.randn(
+            window.shape[:1] + window.shape[2:], generator=generator, device=window.device
+        )
 
         def model(xt: Tensor, ts: Tensor) -> Tensor:
             return net(xt, ts, action, window, rel_t)
@@ -281,8 +287,11 @@ class DiT(DiTPlanning, WorldModel):
         if action is None:
             action = torch.zeros(b, self.config.action_dim, device=window.device)
         z = self.predict_next(
-            window, torch.as_tensor(action, device=window.device).float(),
-            num_steps=num_steps, sampler=sampler, generator=generator,
+            window,
+            torch.as_tensor(action, device=window.device).float(),
+            num_steps=num_steps,
+            sampler=sampler,
+            generator=generator,
         )
         frames = (self.from_latent(z) + 1) / 2
         if x.dtype == torch.uint8:

@@ -93,9 +93,7 @@ class PatchEmbed(nn.Module):
     def __init__(self, input_size: int, patch: int, in_channels: int, hidden: int) -> None:
         super().__init__()
         if input_size % patch:
-            raise ConfigError(
-                f"latent size {input_size} must be divisible by patch_size={patch}"
-            )
+            raise ConfigError(f"latent size {input_size} must be divisible by patch_size={patch}")
         self.patch, self.grid = patch, input_size // patch
         self.num_patches = self.grid**2
         self.proj = nn.Conv2d(in_channels, hidden, patch, stride=patch)

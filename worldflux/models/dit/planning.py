@@ -111,10 +111,14 @@ class DiTPlanning:
         warm-starts the next one); ``first`` restarts the window at episode starts.
         """
         if goal is None:
-            raise ShapeError("DiT acts by planning toward a goal: pass goal=<goal frames (B, C, H, W)>")
+            raise ShapeError(
+                "DiT acts by planning toward a goal: pass goal=<goal frames (B, C, H, W)>"
+            )
         z = self.encode(obs)  # type: ignore[attr-defined]
         if z.dim() != 4:
-            raise ShapeError(f"act takes one frame per environment (B, C, H, W), got {tuple(z.shape)}")
+            raise ShapeError(
+                f"act takes one frame per environment (B, C, H, W), got {tuple(z.shape)}"
+            )
         b, k = z.shape[0], self.config.context_size  # type: ignore[attr-defined]
         window = z.unsqueeze(1).expand(-1, k, -1, -1, -1)
         prev = None
@@ -130,10 +134,10 @@ class DiTPlanning:
         view = _GoalView(self, window, planner.num_samples)
         goal_z = view.plan_encode(goal, None)
         if goal_z.shape[0] != b:
-            raise ShapeError(f"goal must hold one frame per environment ({b}), got {goal_z.shape[0]}")
-        result = planner.plan(
-            view, view.flat(z), prev_mean=prev, eval_mode=eval_mode, goal=goal_z
-        )
+            raise ShapeError(
+                f"goal must hold one frame per environment ({b}), got {goal_z.shape[0]}"
+            )
+        result = planner.plan(view, view.flat(z), prev_mean=prev, eval_mode=eval_mode, goal=goal_z)
         return result.action, {"window": window, "mean": result.mean}
 
     @torch.no_grad()

@@ -51,16 +51,16 @@ def _autoencoder_kl() -> Any:
     return AutoencoderKL
 
 
-def build_sd_vae() -> nn.Module:
-    """The SD-v1 VAE architecture with fresh weights (frozen, eval mode)."""
-    vae = _autoencoder_kl()(**SD_VAE_CONFIG)
+def build_sd_vae(config: Mapping[str, Any] | None = None) -> nn.Module:
+    """The SD-v1 VAE architecture (or ``config``'s ``AutoencoderKL``), frozen, in eval mode."""
+    vae = _autoencoder_kl()(**dict(config or SD_VAE_CONFIG))
     return vae.requires_grad_(False).eval()
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """A tensor mapping from a ``.safetensors`` file or a weights-only torch file."""
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such weights file")
+        raise ModelFileError(path, "no such weights file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -69,9 +69,9 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is one clear error
-        raise ModelFileError(f"{path}: not a readable weights-only torch file ({err})") from err
+        raise ModelFileError(path, f"not a readable weights-only torch file ({err})") from err
     if not isinstance(data, Mapping):
-        raise ModelFileError(f"{path}: expected a mapping of tensors, got {type(data).__name__}")
+        raise ModelFileError(path, f"expected a mapping of tensors, got {type(data).__name__}")
     return dict(data)
 
 
@@ -90,24 +90,25 @@ def load_into(module: nn.Module, state: Mapping[str, Any], path: Path, what: str
         if missing:
             parts.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
         if unexpected:
-            parts.append(
-                f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}"
-            )
+            parts.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
         if wrong:
             parts.append(f"shape mismatches {wrong[:8]}")
-        raise ModelFileError(f"{path}: the {what} weights do not fit: " + "; ".join(parts))
+        raise ModelFileError(path, f"the {what} weights do not fit: " + "; ".join(parts))
     module.load_state_dict(dict(state), strict=True)
 
 
-def load_sd_vae(path: str | Path) -> nn.Module:
-    """The frozen SD VAE with the weights at ``path`` (diffusers folder or state-dict file)."""
+def load_sd_vae(path: str | Path, config: Mapping[str, Any] | None = None) -> nn.Module:
+    """The frozen SD VAE with the weights at ``path`` (diffusers folder or state-dict file).
+
+    ``config`` replaces the SD-v1 architecture (tests use a small ``AutoencoderKL``).
+    """
     path = Path(path).expanduser()
-    vae = build_sd_vae()
+    vae = build_sd_vae(config)
     if path.is_dir():
         files = [path / "diffusion_pytorch_model.safetensors", path / "diffusion_pytorch_model.bin"]
         found = next((f for f in files if f.is_file()), None)
         if found is None:
-            raise ModelFileError(f"{path}: no diffusion_pytorch_model.safetensors or .bin inside")
+            raise ModelFileError(path, "no diffusion_pytorch_model.safetensors or .bin inside")
         path = found
     load_into(vae, read_state_dict(path), path, "SD VAE")
     return vae.requires_grad_(False).eval()
@@ -124,6 +125,6 @@ def nwm_state_dict(path: str | Path, which: str = "ema") -> dict[str, Tensor]:
     data = read_state_dict(path)
     if "model" in data or "ema" in data:
         if which not in data:
-            raise ModelFileError(f"{path}: the checkpoint has no {which!r} entry")
+            raise ModelFileError(path, f"the checkpoint has no {which!r} entry")
         data = dict(data[which])
     return {k.replace("_orig_mod.", ""): v for k, v in data.items()}
