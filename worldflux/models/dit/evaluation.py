@@ -119,3 +119,49 @@ def goal_reaching(
             successes += int(terminated)
         finals.append(env.distance())
     return {"success": successes / episodes, "final_distance": float(np.mean(finals))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m worldflux.models.dit.evaluation <model>``: both checks as markdown tables."""
+    import argparse
+
+    from worldflux import create_world_model
+    from worldflux.envs.embedded import Reach
+
+    parser = argparse.ArgumentParser(description="DiT learning checks on Reach (image)")
+    parser.add_argument("model", help="a preset id, a save_pretrained folder or a checkpoint")
+    parser.add_argument("--episodes", type=int, default=32, help="held-out open-loop episodes")
+    parser.add_argument("--horizon", type=int, default=8)
+    parser.add_argument("--num-steps", type=int, default=50, help="sampler steps per frame")
+    parser.add_argument("--goal-episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=10_000, help="held out: training used 0")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    model = create_world_model(args.model).eval()
+    size = model.config.obs_shape[-1]
+    env = Reach(obs="image", size=size)
+    k = model.config.context_size
+    frames, actions = random_episodes(env, args.episodes, k + args.horizon, args.seed)
+    m = open_loop(model, frames, actions, args.horizon, args.num_steps)
+    print(
+        f"open loop, {args.episodes} held-out episodes, {args.horizon} steps, {args.num_steps} "
+        f"{model.config.sampler} steps"
+    )
+    print("| predictor | PSNR (dB) | SSIM |\n|---|---|---|")
+    print(f"| DiT | {m['psnr_model']:.2f} | {m['ssim_model']:.3f} |")
+    print(f"| copy last frame | {m['psnr_copy']:.2f} | {m['ssim_copy']:.3f} |")
+
+    def make_env() -> Reach:
+        return Reach(obs="image", size=size)
+
+    cem = goal_reaching(model, make_env, args.goal_episodes, args.seed, planner=True)
+    rnd = goal_reaching(model, make_env, args.goal_episodes, args.seed, planner=False)
+    print(f"\ngoal reaching, {args.goal_episodes} episodes (Reach image, radius 0.1, 50 steps)")
+    print("| agent | success | final distance |\n|---|---|---|")
+    print(f"| CEM toward the goal frame | {cem['success']:.2f} | {cem['final_distance']:.3f} |")
+    print(f"| random actions | {rnd['success']:.2f} | {rnd['final_distance']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
