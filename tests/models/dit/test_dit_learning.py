@@ -51,7 +51,8 @@ def test_dit_ci_learns_reach_image(tmp_path: Path) -> None:
         check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    with open(next(tmp_path.rglob("metrics.csv"))) as fh:
+        rows = list(csv.DictReader(fh))
     losses = [float(r["train/loss/total"]) for r in rows if r.get("train/loss/total")]
     k = max(1, len(losses) // 5)
     assert sum(losses[-k:]) / k < 0.5 * sum(losses[:k]) / k, "the diffusion loss did not fall"
