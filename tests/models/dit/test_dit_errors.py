@@ -6,13 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worldflux import create_world_model, get_config
+from tests.models.dit.helpers import tiny, tiny_config
+from worldflux import get_config
 from worldflux.errors import ConfigError, ShapeError
+from worldflux.models.dit.config import DiTConfig
 
 
 @pytest.fixture(scope="module")
 def model():  # noqa: ANN201
-    return create_world_model("dit:ci").eval()
+    return tiny().eval()
 
 
 def test_wrong_context_length(model) -> None:  # noqa: ANN001
@@ -29,11 +31,11 @@ def test_wrong_context_length(model) -> None:  # noqa: ANN001
 
 def test_latent_side_not_divisible_by_patch() -> None:
     with pytest.raises(ConfigError, match="latent side 15.*divisible by patch_size=2"):
-        get_config("dit:ci", obs_shape=[3, 15, 15])
+        tiny_config(obs_shape=[3, 15, 15])
     with pytest.raises(ConfigError, match="divisible by 8"):
         get_config("dit:base", obs_shape=[3, 220, 220])
     with pytest.raises(ConfigError, match="latent side 7.*patch_size=2"):
-        get_config("dit:base", obs_shape=[3, 56, 56])
+        DiTConfig(obs_shape=[3, 56, 56])
 
 
 def test_sampler_steps_out_of_range(model) -> None:  # noqa: ANN001
@@ -42,22 +44,22 @@ def test_sampler_steps_out_of_range(model) -> None:  # noqa: ANN001
         with pytest.raises(ConfigError, match=r"sampler steps must be in \[1, 1000\]"):
             model.sample(obs, num_steps=steps)
     with pytest.raises(ConfigError, match="sample_steps=2000 must be in"):
-        get_config("dit:ci", sample_steps=2000)
+        tiny_config(sample_steps=2000)
     with pytest.raises(ConfigError, match="sample_steps"):
-        get_config("dit:ci", sample_steps=0)
+        tiny_config(sample_steps=0)
     with pytest.raises(ConfigError, match="sampler must be one of"):
-        get_config("dit:ci", sampler="euler")
+        tiny_config(sampler="euler")
 
 
 def test_other_config_mistakes() -> None:
     with pytest.raises(ConfigError, match="batch_length=4 must be >= context_size \\+ 1 = 5"):
-        get_config("dit:ci", batch_length=4)
+        tiny_config(batch_length=4)
     with pytest.raises(ConfigError, match="latent must be one of"):
-        get_config("dit:ci", latent="vqgan")
+        tiny_config(latent="vqgan")
     with pytest.raises(ConfigError, match="frames must be square"):
-        get_config("dit:ci", obs_shape=[3, 16, 8])
+        tiny_config(obs_shape=[3, 16, 8])
     with pytest.raises(ConfigError, match="ema_decay"):
-        get_config("dit:ci", ema_decay=1.0)
+        tiny_config(ema_decay=1.0)
 
 
 def test_bad_observations_and_actions(model) -> None:  # noqa: ANN001
@@ -70,6 +72,6 @@ def test_bad_observations_and_actions(model) -> None:  # noqa: ANN001
 
 
 def test_sd_vae_without_weights_is_a_clear_error() -> None:
-    model = create_world_model("dit:s2", obs_shape=[3, 32, 32], depth=1)
+    model = tiny(latent="sd_vae", obs_shape=[3, 32, 32])
     with pytest.raises(ConfigError, match="vae_weights"):
         model.encode(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))

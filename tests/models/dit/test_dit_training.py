@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import torch
 
+from tests.models.dit.helpers import tiny
 from tests.test_contract import make_batch
-from worldflux import create_world_model
 
 
 def test_gradient_reaches_every_denoiser_parameter() -> None:
     torch.manual_seed(0)
-    model = create_world_model("dit:ci")
+    model = tiny()
     with torch.no_grad():  # leave adaLN-Zero's start, where most gradients are exactly zero
         for p in model.denoiser.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -23,7 +23,7 @@ def test_gradient_reaches_every_denoiser_parameter() -> None:
 
 
 def test_ema_follows_the_denoiser() -> None:
-    model = create_world_model("dit:ci", ema_decay=0.5)
+    model = tiny(ema_decay=0.5)
     with torch.no_grad():
         for p in model.denoiser.parameters():
             p.add_(1.0)
@@ -34,7 +34,7 @@ def test_ema_follows_the_denoiser() -> None:
 
 
 def test_windows_across_an_episode_start_are_masked() -> None:
-    model = create_world_model("dit:ci")
+    model = tiny()
     batch = make_batch(model.config, b=1, t=7)
     batch["first"][0, 5] = True  # windows ending at 5 and 6 contain the episode start
     *_, valid = model._windows(batch)
@@ -42,7 +42,7 @@ def test_windows_across_an_episode_start_are_masked() -> None:
 
 
 def test_rollout_shapes_and_generator_reproducibility() -> None:
-    model = create_world_model("dit:ci").eval()
+    model = tiny().eval()
     batch = make_batch(model.config, b=2, t=5)
     window = model.encode(batch["obs"][:, :4])
     a = batch["action"][:, :3]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.models.dit.helpers import tiny
 from tests.models.dit.test_dit_architecture import reference_layout
-from worldflux import create_world_model
 from worldflux.errors import ModelFileError
 
 SMALL = {"hidden_size": 24, "depth": 2, "num_heads": 2, "obs_shape": [4, 8, 8], "action_dim": 3}
@@ -38,7 +38,7 @@ def _reference_checkpoint(path: Path, compiled: bool) -> dict[str, torch.Tensor]
 @pytest.mark.parametrize("compiled", [False, True])
 def test_nwm_checkpoint_loads_its_ema_weights(tmp_path: Path, compiled: bool) -> None:
     ema = _reference_checkpoint(tmp_path / "latest.pth.tar", compiled)
-    model = create_world_model("dit:ci", **SMALL, weights=str(tmp_path / "latest.pth.tar"))
+    model = tiny(**SMALL, weights=str(tmp_path / "latest.pth.tar"))
     for key, value in ema.items():
         assert torch.equal(model.denoiser.state_dict()[key], value), key
         assert torch.equal(model.ema.target.state_dict()[key], value), key
@@ -48,15 +48,15 @@ def test_nwm_checkpoint_errors_name_the_keys(tmp_path: Path) -> None:
     ema = _reference_checkpoint(tmp_path / "a.pth.tar", False)
     torch.save({"ema": {k: v for k, v in ema.items() if k != "pos_embed"}}, tmp_path / "b.pt")
     with pytest.raises(ModelFileError, match="missing keys \\['pos_embed'\\]"):
-        create_world_model("dit:ci", **SMALL, weights=str(tmp_path / "b.pt"))
+        tiny(**SMALL, weights=str(tmp_path / "b.pt"))
     bad = dict(ema, pos_embed=torch.zeros(3, 16, 24))
     torch.save({"ema": bad}, tmp_path / "c.pt")
     with pytest.raises(
         ModelFileError, match=r"pos_embed: file \(3, 16, 24\) vs model \(5, 16, 24\)"
     ):
-        create_world_model("dit:ci", **SMALL, weights=str(tmp_path / "c.pt"))
+        tiny(**SMALL, weights=str(tmp_path / "c.pt"))
     with pytest.raises(ModelFileError, match="no such weights file"):
-        create_world_model("dit:ci", **SMALL, weights=str(tmp_path / "missing.pt"))
+        tiny(**SMALL, weights=str(tmp_path / "missing.pt"))
 
 
 def test_sd_vae_loads_a_diffusers_layout_state_dict(tmp_path: Path) -> None:
