@@ -71,6 +71,7 @@ def main() -> int:
         depth=2,
         num_heads=4,
         ema_decay=0.0,
+        clip_denoised=False,  # NWM samples its latents unclipped
     ).eval()
     ours.denoiser.load_state_dict(ref.state_dict(), strict=True)  # the reference's key layout
     ours.ema.target.load_state_dict(ref.state_dict(), strict=True)

@@ -25,6 +25,7 @@ CI = dict(
     plan_iterations=2,
     plan_sample_steps=3,
     plan_blur=2.0,
+    clip_denoised=True,
 )
 
 

@@ -45,6 +45,8 @@ class DiTConfig(WorldModelConfig):
         diffusion_steps: steps of the training process (1000, linear betas).
         sample_steps: steps of the sampler (250 in NWM; fewer for speed).
         sampler: ``"ddpm"`` (ancestral, as NWM) or ``"ddim"`` (deterministic, ``eta = 0``).
+        clip_denoised: clamp the sampler's ``x_0`` estimates to ``[-1, 1]`` (off in NWM, whose
+            SD latents are unbounded; on for pixel latents).
         rel_t: relative time offset fed for a one-step prediction (NWM: frames / 128).
         lr, weight_decay, grad_clip, ema_decay: AdamW, clipping and the EMA copy's decay.
         batch_size, batch_length, train_ratio: replay batches (``batch_length >= K + 1``).
@@ -107,6 +109,7 @@ class DiTConfig(WorldModelConfig):
     diffusion_steps: int = 1000
     sample_steps: int = 250
     sampler: str = "ddpm"
+    clip_denoised: bool = False
     rel_t: float = 0.0078125  # one frame: 1 / 128
 
     lr: float = 8e-5

@@ -131,8 +131,14 @@ class GaussianDiffusion:
         )
         return mean, _take(self.posterior_log_variance_clipped, t, xt)
 
-    def p_mean_variance(self, out: Tensor, xt: Tensor, t: Tensor) -> dict[str, Tensor]:
-        """Mean, log variance and ``x_0`` of ``p(x_{t-1} | x_t)`` from the network's output."""
+    def p_mean_variance(
+        self, out: Tensor, xt: Tensor, t: Tensor, clip: bool = False
+    ) -> dict[str, Tensor]:
+        """Mean, log variance and ``x_0`` of ``p(x_{t-1} | x_t)`` from the network's output.
+
+        ``clip`` clamps the ``x_0`` estimate to ``[-1, 1]`` (pixel-space data; NWM's latents
+        are not clipped).
+        """
         eps, v = out.split(xt.shape[1], dim=1)
         min_log = _take(self.posterior_log_variance_clipped, t, xt)
         max_log = _take(self.log_betas, t, xt)
@@ -180,12 +186,13 @@ class GaussianDiffusion:
         i: int,
         sampler: str,
         generator: torch.Generator | None = None,
+        clip: bool = False,
     ) -> Tensor:
         """One reverse step from process step ``i`` (DDPM ancestral or DDIM with ``eta = 0``)."""
         t = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
         if sampler not in SAMPLERS:
             raise ConfigError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        p = self.p_mean_variance(model(x, self._map(t)), x, t)
+        p = self.p_mean_variance(model(x, self._map(t)), x, t, clip)
         # drawn on every step by both samplers, as the reference does (same random stream)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         if sampler == "ddim":
@@ -204,9 +211,10 @@ class GaussianDiffusion:
         noise: Tensor,
         sampler: str = "ddpm",
         generator: torch.Generator | None = None,
+        clip: bool = False,
     ) -> Tensor:
         """Run every step of this process from ``noise`` (``x_T``) down to ``x_0``."""
         x = noise
         for i in reversed(range(self.num_timesteps)):
-            x = self.step(model, x, i, sampler, generator)
+            x = self.step(model, x, i, sampler, generator, clip)
         return x

@@ -225,7 +225,7 @@ class DiT(DiTPlanning, WorldModel):
             return net(xt, ts, action, window, rel_t)
 
         with torch.no_grad():
-            return process.sample(model, noise, sampler or c.sampler, generator)
+            return process.sample(model, noise, sampler or c.sampler, generator, c.clip_denoised)
 
     def _window(self, state: Tensor) -> Tensor:
         """A context window ``(B, K, ...)`` from one latent ``(B, C, Hh, W)`` (repeated) or a window."""
