@@ -1,0 +1,71 @@
+"""DiT learns (slow; about 30 min on a busy 2-core CPU): the recorded run of docs/learning.md.
+
+``python -m worldflux.train model=dit/ci env=reach_image`` with random-action data: the diffusion
+loss falls; open-loop predictions over 8 steps on held-out episodes beat copying the last frame
+(PSNR and SSIM); CEM toward the goal frame reaches the goal more often than random actions.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from worldflux import create_world_model
+from worldflux.envs.embedded import Reach
+from worldflux.models.dit.evaluation import goal_reaching, open_loop, random_episodes
+
+ROOT = Path(__file__).resolve().parents[3]
+COMMAND = [
+    "model=dit/ci",
+    "env=reach_image",
+    "data.batch_size=8",
+    "data.batch_length=8",
+    "data.train_ratio=24",
+    "data.prefill=500",
+    "data.env_steps=2500",
+    "eval.every=null",
+    "eval.final=false",
+    "logger=csv",
+    "device=cpu",
+    "threads=1",
+    "trainer.enable_progress_bar=false",
+]
+
+
+@pytest.mark.slow
+def test_dit_ci_learns_reach_image(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "worldflux.train", *COMMAND, f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=7200,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(next(tmp_path.rglob("metrics.csv"))) as fh:
+        rows = list(csv.DictReader(fh))
+    losses = [float(r["train/loss/total"]) for r in rows if r.get("train/loss/total")]
+    k = max(1, len(losses) // 5)
+    assert sum(losses[-k:]) / k < 0.5 * sum(losses[:k]) / k, "the diffusion loss did not fall"
+
+    torch.manual_seed(0)
+    model = create_world_model(str(tmp_path / "export")).eval()
+    frames, actions = random_episodes(Reach(obs="image", size=16), 32, 12, seed=10_000)
+    m = open_loop(model, frames, actions, horizon=8, num_steps=50)
+    assert m["psnr_model"] > m["psnr_copy"] and m["ssim_model"] > m["ssim_copy"], m
+
+    def make_env() -> Reach:
+        return Reach(obs="image", size=16)
+
+    cem = goal_reaching(model, make_env, 8, seed=10_000, planner=True)
+    rnd = goal_reaching(model, make_env, 8, seed=10_000, planner=False)
+    assert cem["success"] > rnd["success"], (cem, rnd)

@@ -1,0 +1,1 @@
+"""DiT: the Conditional Diffusion Transformer world model of Navigation World Models (NWM)."""
