@@ -3,7 +3,7 @@
     python scripts/bench_jepa.py [--device cpu] [--threads 1] [--horizon 16] [--repeats 3]
     python scripts/bench_jepa.py --reference /work/ref/pldm   # also time PLDM's own modules
 
-Prints a table. The planning step is one ``act(obs, goal=...)`` of ``jepa:wall`` with the
+Prints a table. The planning step is one ``act(obs, goal=...)`` of ``jepa:base`` with the
 shared MPPI at PLDM's sample count (2000) for one environment; the update is one Adam step of
 the full PLDM loss on a batch of 64 sequences of 16 frames (2 x 65 x 65). With ``--reference``
 (a checkout of vladisai/PLDM @ cbaf674) the same forward + backward of the reference's encoder
@@ -31,7 +31,7 @@ def ours(args: argparse.Namespace) -> dict[str, float]:
     from worldflux import create_world_model
 
     torch.manual_seed(0)
-    model = create_world_model("jepa:wall", device=args.device, **{"planner.horizon": args.horizon})
+    model = create_world_model("jepa:base", device=args.device, **{"planner.horizon": args.horizon})
     b, t = args.batch, args.length
     batch = {
         "obs": torch.randint(0, 256, (b, t, 2, 65, 65), dtype=torch.uint8, device=args.device),
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--reference", default=None, help="path of a vladisai/PLDM checkout")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [("worldflux jepa:wall", ours(args))]
+    rows = [("worldflux jepa:base", ours(args))]
     if args.reference:
         rows.append(("PLDM reference (encoder + GRU)", reference(args)))
     print(f"device {args.device}, {args.threads} thread(s), batch {args.batch} x {args.length}")

@@ -1,4 +1,4 @@
-"""Same weights, same outputs: worldflux jepa:wall against vladisai/PLDM @ cbaf674 on CPU.
+"""Same weights, same outputs: worldflux jepa:base against vladisai/PLDM @ cbaf674 on CPU.
 
     python scripts/compare_jepa_official.py /work/ref/pldm
 
@@ -51,7 +51,7 @@ def main() -> None:
     from worldflux import create_world_model
 
     torch.manual_seed(0)
-    ours = create_world_model("jepa:wall").eval()
+    ours = create_world_model("jepa:base").eval()
     c = ours.config
     ref_enc = ImpalaEncoder(final_ln=True)
     # stage i: conv, pool, blocks -> the reference's stack_blocks[i]: initial_conv, blocks
@@ -119,7 +119,7 @@ def main() -> None:
             z = ours.transition(z, action[:, i])
             ours_pred.append(z)
         pred = torch.stack(ours_pred, 1)
-    print(f"jepa:wall vs vladisai/PLDM @ cbaf674, batch {b} x {t}, same weights, CPU float32")
+    print(f"jepa:base vs vladisai/PLDM @ cbaf674, batch {b} x {t}, same weights, CPU float32")
     print("| quantity | worldflux | reference | max abs diff |")
     print("|---|---|---|---|")
     rows = [

@@ -45,7 +45,7 @@ def _batch(b: int = 4, t: int = 4, shape=(2, 16, 16)) -> dict:
 
 
 def test_wall_components_match_the_reference_counts() -> None:
-    model = create_world_model("jepa:wall", device="meta")
+    model = create_world_model("jepa:base", device="meta")
 
     def count(m):
         return sum(p.numel() for p in m.parameters())
