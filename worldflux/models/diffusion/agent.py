@@ -161,7 +161,8 @@ class ActorCritic(nn.Module):
                 side //= 2
         if side < 1:
             raise ConfigError(f"actor_critic: {sum(map(bool, down))} poolings leave no pixel of {img_size}")
-        self.encoder = nn.Sequential(*layers)
+        self.encoder = nn.Module()  # the reference nests its Sequential one level deeper
+        self.encoder.encoder = nn.Sequential(*layers)
         self.lstm = nn.LSTMCell(channels[-1] * side * side, lstm_dim)
         self.critic_linear = nn.Linear(lstm_dim, 1)
         self.actor_linear = nn.Linear(lstm_dim, num_actions)
@@ -172,7 +173,7 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: Tensor, hx_cx: LSTMState) -> tuple[Tensor, Tensor, LSTMState]:
         """``obs (B, C, H, W)`` in ``[-1, 1]`` -> ``(logits (B, A), value (B,), (h, c))``."""
-        x = self.encoder(obs).flatten(1)
+        x = self.encoder.encoder(obs).flatten(1)
         hx, cx = self.lstm(x, hx_cx)
         return self.actor_linear(hx), self.critic_linear(hx).squeeze(1), (hx, cx)
 

@@ -138,8 +138,9 @@ class Diffusion(WorldModel):
         first = torch.as_tensor(batch["first"], device=x.device).bool()
         reward = torch.as_tensor(batch["reward"], device=x.device).float()[:, 1:]
         end = torch.as_tensor(batch["terminal"], device=x.device).long()[:, 1:]
+        # the transition obs[t] -> obs[t + 1] is made by action[t + 1] (it led to obs[t + 1])
         logits_rew, logits_end, _ = self.rew_end_model(
-            x[:, :-1], act[:, :-1], x[:, 1:], first=first[:, :-1]
+            x[:, :-1], act[:, 1:], x[:, 1:], first=first[:, :-1]
         )
         valid = ~first[:, 1:]  # a transition into a new episode's first frame is not one
         if not bool(valid.any()):
