@@ -47,8 +47,13 @@ def ours_rows(b: int, repeat: int) -> dict[str, float]:
     act = F.one_hot(torch.randint(0, 4, (b, 19)), 4).float()
     first = torch.zeros(b, 19, dtype=torch.bool)
     first[:, 0] = True
-    full = {"obs": obs, "action": act, "first": first, "reward": torch.zeros(b, 19),
-            "terminal": torch.zeros(b, 19, dtype=torch.bool)}
+    full = {
+        "obs": obs,
+        "action": act,
+        "first": first,
+        "reward": torch.zeros(b, 19),
+        "terminal": torch.zeros(b, 19, dtype=torch.bool),
+    }
     lengths = {"denoiser": 6, "rew_end_model": 19, "actor_critic": 4}
     out = {}
     for i, (phase, t) in enumerate(lengths.items()):
@@ -81,9 +86,16 @@ def official_rows(path: str, b: int, repeat: int) -> dict[str, float]:
     act = torch.randint(0, 4, (b, 19))
 
     def batch(t: int):
-        return off.Batch(frames[:, :t], act[:, :t], torch.zeros(b, t), torch.zeros(b, t).long(),
-                         torch.zeros(b, t).long(), torch.ones(b, t, dtype=torch.bool),
-                         [{}] * b, [None] * b)
+        return off.Batch(
+            frames[:, :t],
+            act[:, :t],
+            torch.zeros(b, t),
+            torch.zeros(b, t).long(),
+            torch.zeros(b, t).long(),
+            torch.ones(b, t, dtype=torch.bool),
+            [{}] * b,
+            [None] * b,
+        )
 
     class Loader:  # the world-model env's initial conditions: 4-frame segments
         batch_sampler = SimpleNamespace(batch_size=b)
@@ -93,11 +105,14 @@ def official_rows(path: str, b: int, repeat: int) -> dict[str, float]:
                 yield batch(4)
 
     sampler_cfg = off.diff.DiffusionSamplerConfig(num_steps_denoising=3)
-    env = wme.WorldModelEnv(agent.denoiser, agent.rew_end_model, Loader(),
-                            wme.WorldModelEnvConfig(15, 1, sampler_cfg))
-    agent.actor_critic.setup_training(env, off.ac.ActorCriticLossConfig(15, 0.985, 0.95, 1.0, 0.001))
+    env = wme.WorldModelEnv(
+        agent.denoiser, agent.rew_end_model, Loader(), wme.WorldModelEnvConfig(15, 1, sampler_cfg)
+    )
+    agent.actor_critic.setup_training(
+        env, off.ac.ActorCriticLossConfig(15, 0.985, 0.95, 1.0, 0.001)
+    )
     out = {}
-    for name, module, call, t in (
+    for name, module, call, _t in (
         ("denoiser", agent.denoiser, lambda: agent.denoiser(batch(6)), 6),
         ("rew_end_model", agent.rew_end_model, lambda: agent.rew_end_model(batch(19)), 19),
         ("actor_critic", agent.actor_critic, lambda: agent.actor_critic(), 4),

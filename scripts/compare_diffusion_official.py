@@ -27,7 +27,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from worldflux import create_world_model
 from worldflux.models.diffusion.agent import lambda_returns
@@ -51,18 +50,24 @@ def import_official(path: str) -> SimpleNamespace:
     envs.__path__ = [str(src / "envs")]  # type: ignore[attr-defined]
     envs.TorchEnv = envs.WorldModelEnv = object  # type: ignore[attr-defined]
     sys.modules["envs"] = envs
-    from omegaconf import OmegaConf
-
     import models.actor_critic as ac
     import models.diffusion as diff
     import models.rew_end_model as rem
     from agent import Agent, AgentConfig
     from data import Batch
+    from omegaconf import OmegaConf
     from utils import configure_opt
 
     return SimpleNamespace(
-        root=Path(path), OmegaConf=OmegaConf, Agent=Agent, AgentConfig=AgentConfig, Batch=Batch,
-        diff=diff, rem=rem, ac=ac, configure_opt=configure_opt,
+        root=Path(path),
+        OmegaConf=OmegaConf,
+        Agent=Agent,
+        AgentConfig=AgentConfig,
+        Batch=Batch,
+        diff=diff,
+        rem=rem,
+        ac=ac,
+        configure_opt=configure_opt,
     )
 
 
@@ -70,18 +75,29 @@ def build_official(off: SimpleNamespace, num_actions: int) -> Any:
     raw = off.OmegaConf.load(off.root / "config" / "agent" / "default.yaml")
     d, r, a = raw.denoiser, raw.rew_end_model, raw.actor_critic
     inner = off.diff.InnerModelConfig(
-        img_channels=3, num_steps_conditioning=d.inner_model.num_steps_conditioning,
-        cond_channels=d.inner_model.cond_channels, depths=list(d.inner_model.depths),
-        channels=list(d.inner_model.channels), attn_depths=list(d.inner_model.attn_depths),
+        img_channels=3,
+        num_steps_conditioning=d.inner_model.num_steps_conditioning,
+        cond_channels=d.inner_model.cond_channels,
+        depths=list(d.inner_model.depths),
+        channels=list(d.inner_model.channels),
+        attn_depths=list(d.inner_model.attn_depths),
     )
     cfg = off.AgentConfig(
         denoiser=off.diff.DenoiserConfig(inner, d.sigma_data, d.sigma_offset_noise),
         rew_end_model=off.rem.RewEndModelConfig(
-            lstm_dim=r.lstm_dim, img_channels=3, img_size=64, cond_channels=r.cond_channels,
-            depths=list(r.depths), channels=list(r.channels), attn_depths=list(r.attn_depths),
+            lstm_dim=r.lstm_dim,
+            img_channels=3,
+            img_size=64,
+            cond_channels=r.cond_channels,
+            depths=list(r.depths),
+            channels=list(r.channels),
+            attn_depths=list(r.attn_depths),
         ),
         actor_critic=off.ac.ActorCriticConfig(
-            lstm_dim=a.lstm_dim, img_channels=3, img_size=64, channels=list(a.channels),
+            lstm_dim=a.lstm_dim,
+            img_channels=3,
+            img_size=64,
+            channels=list(a.channels),
             down=list(a.down),
         ),
         num_actions=num_actions,
@@ -111,7 +127,9 @@ def compare(off: SimpleNamespace, num_actions: int, b: int = 4) -> None:
     frames = frames_u8.float() / 255.0 * 2 - 1
     act = torch.randint(0, num_actions, (b, 19), generator=gen)
     # worldflux batch: action[t] led to obs[t], i.e. the reference's act[t - 1]
-    wf_action = torch.nn.functional.one_hot(torch.cat([act[:, :1] * 0, act[:, :-1]], 1), num_actions).float()
+    wf_action = torch.nn.functional.one_hot(
+        torch.cat([act[:, :1] * 0, act[:, :-1]], 1), num_actions
+    ).float()
     first = torch.zeros(b, 19, dtype=torch.bool)
     first[:, 0] = True
 
@@ -125,12 +143,22 @@ def compare(off: SimpleNamespace, num_actions: int, b: int = 4) -> None:
     out_o = od.compute_model_output(noisy, obs, act[:, :n], cs_o)
     out_w = wd(noisy, obs, act[:, :n], cs_w)
     record(f"{tag}: denoiser raw output", out_o, out_w)
-    record(f"{tag}: denoised frame", od.wrap_model_output(noisy, out_o, cs_o), wd.wrap(noisy, out_w, cs_w))
+    record(
+        f"{tag}: denoised frame",
+        od.wrap_model_output(noisy, out_o, cs_o),
+        wd.wrap(noisy, out_w, cs_w),
+    )
     od.setup_training(off.diff.SigmaDistributionConfig(-0.4, 1.2, 2e-3, 20))
     seq = 6
     batch = off.Batch(
-        frames[:, :seq], act[:, :seq], torch.zeros(b, seq), torch.zeros(b, seq).long(),
-        torch.zeros(b, seq).long(), torch.ones(b, seq, dtype=torch.bool), [{}] * b, [None] * b,
+        frames[:, :seq],
+        act[:, :seq],
+        torch.zeros(b, seq),
+        torch.zeros(b, seq).long(),
+        torch.zeros(b, seq).long(),
+        torch.ones(b, seq, dtype=torch.bool),
+        [{}] * b,
+        [None] * b,
     )
     torch.manual_seed(7)
     loss_o, _ = od(batch)
@@ -147,7 +175,9 @@ def compare(off: SimpleNamespace, num_actions: int, b: int = 4) -> None:
         x_o, traj_o = sampler.sample(frames[:, :n], act[:, :n])
         torch.manual_seed(3)
         ours.config.sampler = "euler" if order == 1 else "heun"
-        x_w, traj_w = sample_next(wd, frames[:, :n].flatten(1, 2), act[:, :n], ours.sampler_settings(3))
+        x_w, traj_w = sample_next(
+            wd, frames[:, :n].flatten(1, 2), act[:, :n], ours.sampler_settings(3)
+        )
         record(f"{tag}: {name} 3-step trajectory", torch.stack(traj_o), torch.stack(traj_w))
     ours.config.sampler = "euler"
 
@@ -159,11 +189,24 @@ def compare(off: SimpleNamespace, num_actions: int, b: int = 4) -> None:
     record(f"{tag}: termination logits", le_o, le_w)
     rew = torch.randint(-1, 2, (b, 19)).float()
     end = torch.zeros(b, 19).long()
-    batch = off.Batch(frames, act, rew, end, end.clone(), torch.ones(b, 19, dtype=torch.bool),
-                      [{}] * b, [None] * b)
+    batch = off.Batch(
+        frames,
+        act,
+        rew,
+        end,
+        end.clone(),
+        torch.ones(b, 19, dtype=torch.bool),
+        [{}] * b,
+        [None] * b,
+    )
     loss_o, _ = rm(batch)
-    wf = {"obs": frames_u8, "action": wf_action, "first": first, "terminal": torch.zeros(b, 19, dtype=torch.bool),
-          "reward": torch.cat([rew[:, :1] * 0, rew[:, :-1]], 1)}
+    wf = {
+        "obs": frames_u8,
+        "action": wf_action,
+        "first": first,
+        "terminal": torch.zeros(b, 19, dtype=torch.bool),
+        "reward": torch.cat([rew[:, :1] * 0, rew[:, :-1]], 1),
+    }
     record(f"{tag}: reward/termination loss", loss_o, ours.rew_end_loss(wf).total)
 
     # actor-critic outputs over a few steps, and lambda-returns
@@ -177,8 +220,11 @@ def compare(off: SimpleNamespace, num_actions: int, b: int = 4) -> None:
     trunc = torch.zeros(b, 15)
     trunc[:, -1] = 1
     boot = torch.randn(b, 15)
-    record(f"{tag}: lambda-returns", off.ac.compute_lambda_returns(rew, end, trunc, boot, 0.985, 0.95),
-           lambda_returns(rew, end, trunc, boot, 0.985, 0.95))
+    record(
+        f"{tag}: lambda-returns",
+        off.ac.compute_lambda_returns(rew, end, trunc, boot, 0.985, 0.95),
+        lambda_returns(rew, end, trunc, boot, 0.985, 0.95),
+    )
 
     # weight-decay grouping of the denoiser and reward/termination optimisers
     opts = ours.configure_optimizers()
@@ -186,14 +232,26 @@ def compare(off: SimpleNamespace, num_actions: int, b: int = 4) -> None:
     for i, part in enumerate(("denoiser", "rew_end_model")):
         off_opt = off.configure_opt(getattr(agent, part), 1e-4, 1e-2, 1e-8)
         off_names = {id(p): k for k, p in getattr(agent, part).named_parameters()}
-        decay_o = {off_names[id(p)] for g in off_opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
-        decay_w = {names[id(p)].split(".", 1)[1] for g in opts[i].param_groups if g["weight_decay"] > 0 for p in g["params"]}
+        decay_o = {
+            off_names[id(p)]
+            for g in off_opt.param_groups
+            if g["weight_decay"] > 0
+            for p in g["params"]
+        }
+        decay_w = {
+            names[id(p)].split(".", 1)[1]
+            for g in opts[i].param_groups
+            if g["weight_decay"] > 0
+            for p in g["params"]
+        }
         record(f"{tag}: {part} decayed tensors ({len(decay_o)}) differ", 0, len(decay_o ^ decay_w))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--official", required=True, help="checkout root of eloialonso/diamond @ 5bcd159")
+    parser.add_argument(
+        "--official", required=True, help="checkout root of eloialonso/diamond @ 5bcd159"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     off = import_official(args.official)

@@ -107,10 +107,12 @@ def test_sample_generates_frames_and_euler_differs_from_heun(model) -> None:
     acts = F.one_hot(torch.tensor([[0, 2], [1, 1]]), 3).float()
     out = model.sample(ctx, num_steps=2, generator=torch.Generator().manual_seed(0), actions=acts)
     assert out.obs.shape == (2, 2, 3, 16, 16) and out.num_steps == 2
-    assert 0 <= out.obs.min() and out.obs.max() <= 1
+    assert out.obs.min() >= 0 and out.obs.max() <= 1
     model.config.sampler = "heun"
     try:
-        heun = model.sample(ctx, num_steps=2, generator=torch.Generator().manual_seed(0), actions=acts)
+        heun = model.sample(
+            ctx, num_steps=2, generator=torch.Generator().manual_seed(0), actions=acts
+        )
     finally:
         model.config.sampler = "euler"
     assert not torch.equal(heun.obs, out.obs)
@@ -130,11 +132,19 @@ def test_observe_rollout_decode(model) -> None:
     ("call", "error", "match"),
     [
         (lambda m: m.sample(torch.zeros(2, 3, 8, 8), num_steps=3), ShapeError, "16, 16"),
-        (lambda m: m.sample(torch.zeros(2, 5, 3, 16, 16), num_steps=3), ShapeError, "1 <= T <= num_steps_conditioning=4"),
+        (
+            lambda m: m.sample(torch.zeros(2, 5, 3, 16, 16), num_steps=3),
+            ShapeError,
+            "1 <= T <= num_steps_conditioning=4",
+        ),
         (lambda m: m.sample(torch.zeros(2, 3, 16, 16), num_steps=0), ConfigError, "num_steps"),
         (lambda m: m.sample(torch.zeros(2, 3, 16, 16), num_steps=-2), ConfigError, ">= 1"),
         (lambda m: m.phase_loss("denoiser", _batch(2, 4), {}), ShapeError, ">= 5 frames"),
-        (lambda m: m.act(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)), ShapeError, "(C, S, S) = (3, 16, 16)"),
+        (
+            lambda m: m.act(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)),
+            ShapeError,
+            "(C, S, S) = (3, 16, 16)",
+        ),
     ],
 )
 def test_bad_inputs_are_named(model, call, error, match) -> None:
@@ -181,7 +191,9 @@ def test_released_agent_layout_loads(model, tmp_path: Path) -> None:
     torch.save(state, tmp_path / "Broken.pt")
     with pytest.raises(ModelFileError, match=r"missing \(1\): rew_end_model.head.0.weight"):
         load_official(create_world_model("diffusion:ci", action_dim=3), tmp_path / "Broken.pt")
-    with pytest.raises(ModelFileError, match="the file is for 3 actions, the model has action_dim=4"):
+    with pytest.raises(
+        ModelFileError, match="the file is for 3 actions, the model has action_dim=4"
+    ):
         load_official(create_world_model("diffusion:ci"), tmp_path / "Game.pt")
 
 

@@ -44,7 +44,12 @@ def test_diffusion_learns_catch(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
         [sys.executable, "-m", "worldflux.train", *COMMAND, f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=7200,
+        check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))

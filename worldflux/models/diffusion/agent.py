@@ -160,7 +160,9 @@ class ActorCritic(nn.Module):
                 layers.append(nn.MaxPool2d(2))
                 side //= 2
         if side < 1:
-            raise ConfigError(f"actor_critic: {sum(map(bool, down))} poolings leave no pixel of {img_size}")
+            raise ConfigError(
+                f"actor_critic: {sum(map(bool, down))} poolings leave no pixel of {img_size}"
+            )
         self.encoder = nn.Module()  # the reference nests its Sequential one level deeper
         self.encoder.encoder = nn.Sequential(*layers)
         self.lstm = nn.LSTMCell(channels[-1] * side * side, lstm_dim)

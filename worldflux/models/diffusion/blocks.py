@@ -145,7 +145,9 @@ def down_blocks(
     return out
 
 
-def check_levels(where: str, channels: Sequence[int], depths: Sequence[int], attn: Sequence[bool]) -> None:
+def check_levels(
+    where: str, channels: Sequence[int], depths: Sequence[int], attn: Sequence[bool]
+) -> None:
     """Refuse mismatched per-level lists, empty lists and non-positive widths or depths."""
     if not len(channels) == len(depths) == len(attn) or not channels:
         raise ConfigError(
@@ -178,7 +180,9 @@ class UNet(nn.Module):
         for i, n in enumerate(depths):
             c1, c2 = channels[max(0, i - 1)], channels[i]
             ups.append(
-                ResBlocks([2 * c2] * n + [c1 + c2], [c2] * n + [c1], cond_channels, bool(attn_depths[i]))
+                ResBlocks(
+                    [2 * c2] * n + [c1 + c2], [c2] * n + [c1], cond_channels, bool(attn_depths[i])
+                )
             )
         self.u_blocks = nn.ModuleList(reversed(ups))
         last = channels[-1]

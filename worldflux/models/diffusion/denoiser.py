@@ -50,7 +50,9 @@ class InnerModel(nn.Module):
             nn.Embedding(num_actions, cond_channels // num_steps_conditioning), nn.Flatten()
         )
         self.cond_proj = nn.Sequential(
-            nn.Linear(cond_channels, cond_channels), nn.SiLU(), nn.Linear(cond_channels, cond_channels)
+            nn.Linear(cond_channels, cond_channels),
+            nn.SiLU(),
+            nn.Linear(cond_channels, cond_channels),
         )
         self.conv_in = conv3x3((num_steps_conditioning + 1) * img_channels, channels[0])
         self.unet = UNet(cond_channels, depths, channels, attn_depths)
@@ -100,7 +102,12 @@ class Denoiser(nn.Module):
         super().__init__()
         self.sigma_data, self.sigma_offset_noise = float(sigma_data), float(sigma_offset_noise)
         self.inner_model = InnerModel(
-            img_channels, num_actions, num_steps_conditioning, cond_channels, channels, depths,
+            img_channels,
+            num_actions,
+            num_steps_conditioning,
+            cond_channels,
+            channels,
+            depths,
             attn_depths,
         )
 

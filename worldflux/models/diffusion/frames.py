@@ -119,4 +119,6 @@ def state_from_context(model: Any, context: Any) -> dict[str, Tensor]:
     lead = obs.shape[:2]
     if action is None:
         action = torch.zeros(lead, dtype=torch.long)
-    return model.context_state({"obs": obs, "action": action_indices(action, model.config.action_dim, lead)})
+    return model.context_state(
+        {"obs": obs, "action": action_indices(action, model.config.action_dim, lead)}
+    )

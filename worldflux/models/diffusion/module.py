@@ -87,8 +87,15 @@ class Diffusion(WorldModel):
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ConfigError(f"num_steps (sampler steps) must be an integer >= 1, got {steps!r}")
         return SamplerSettings(
-            steps, c.sigma_min, c.sigma_max, c.rho, c.sampler_order, c.s_churn, c.s_tmin,
-            c.s_tmax, c.s_noise,
+            steps,
+            c.sigma_min,
+            c.sigma_max,
+            c.rho,
+            c.sampler_order,
+            c.s_churn,
+            c.s_tmin,
+            c.s_tmax,
+            c.s_noise,
         )
 
     def _frames(self, obs: Any, lead: int) -> Tensor:
@@ -109,7 +116,9 @@ class Diffusion(WorldModel):
         n = self.config.num_steps_conditioning
         x = self._frames(batch["obs"], 2)
         if x.shape[1] < n + 1:
-            raise ShapeError(f"the denoiser phase needs >= {n + 1} frames per sequence, got {x.shape[1]}")
+            raise ShapeError(
+                f"the denoiser phase needs >= {n + 1} frames per sequence, got {x.shape[1]}"
+            )
         act = fr.action_indices(batch["action"], self.config.action_dim, x.shape[:2]).to(x.device)
         episode = fr.episode_ids(batch, x.shape[:2], x.device)
         all_obs, loss = x.clone(), x.new_zeros(())
@@ -275,7 +284,9 @@ class Diffusion(WorldModel):
         frames = torch.zeros(
             batch_size, c.num_steps_conditioning, *c.obs_shape, device=self.denoiser_device
         )
-        acts = torch.zeros(batch_size, c.num_steps_conditioning, dtype=torch.long, device=frames.device)
+        acts = torch.zeros(
+            batch_size, c.num_steps_conditioning, dtype=torch.long, device=frames.device
+        )
         return {"frames": frames, "actions": acts}
 
     def observe(
@@ -352,12 +363,16 @@ class Diffusion(WorldModel):
         if actions is None:
             act = torch.zeros(b, 1, dtype=torch.long, device=state["frames"].device)
         else:
-            act = fr.action_indices(actions, self.config.action_dim, (b, actions.shape[1])).to(state["frames"].device)
+            act = fr.action_indices(actions, self.config.action_dim, (b, actions.shape[1])).to(
+                state["frames"].device
+            )
         out = []
         for i in range(act.shape[1]):
             acts = state["actions"].clone()
             acts[:, -1] = act[:, i]
-            nxt, _ = sample_next(self.denoiser, state["frames"].flatten(1, 2), acts, settings, generator)
+            nxt, _ = sample_next(
+                self.denoiser, state["frames"].flatten(1, 2), acts, settings, generator
+            )
             state = {
                 "frames": torch.cat([state["frames"][:, 1:], nxt[:, None]], 1),
                 "actions": torch.cat([acts[:, 1:], torch.zeros_like(acts[:, :1])], 1),
