@@ -110,7 +110,7 @@ class RewEndModel(nn.Module):
         b, t = obs.shape[:2]
         x = torch.cat((obs.flatten(0, 1), next_obs.flatten(0, 1)), dim=1)
         x = self.encoder(x, self.act_emb(act.reshape(b * t))).reshape(b, t, -1)
-        if first is None or not bool(first.any()):
+        if first is None or not bool(first[:, 1:].any()):  # a start at t = 0 needs no reset
             x, hx_cx = self.lstm(x, hx_cx)
         else:
             outs = []
