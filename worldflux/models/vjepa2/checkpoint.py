@@ -9,7 +9,10 @@ strictly. Which encoder is loaded: the ``target_encoder`` (the one the AC stage 
 hub models use) when present, else ``encoder``; the pretraining stage loads both.
 
 Everything is read with ``torch.load(weights_only=True)`` (or safetensors for ``.safetensors``
-files holding flat ``encoder.*`` / ``predictor.*`` keys), so a file cannot run code.
+files holding flat ``encoder.*`` / ``predictor.*`` keys), so a file cannot run code. A worldflux
+training checkpoint (``checkpoints/last.ckpt`` of a ``vjepa2`` run) is read the same way, its
+``target_encoder.target.*`` / ``encoder.*`` / ``predictor.*`` keys taken as the three parts: this
+is how a ``vjepa2:pretrain_*`` run hands its encoder to the AC stage (``encoder_weights=``).
 """
 
 from __future__ import annotations
@@ -59,7 +62,24 @@ def read_official(path: str | Path) -> dict[str, dict[str, Tensor]]:
         raise ModelFileError(path, f"not a weights-only torch checkpoint ({err})") from None
     if not isinstance(data, Mapping):
         raise ModelFileError(path, f"expected a dict of state dicts, got {type(data).__name__}")
+    if isinstance(data.get("state_dict"), Mapping):  # a worldflux (Lightning) checkpoint
+        return _split_ours(data["state_dict"])
     return {k: v for k, v in data.items() if isinstance(v, Mapping)}
+
+
+def _split_ours(state: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
+    """A worldflux V-JEPA 2 state dict split into the official parts."""
+    parts: dict[str, dict[str, Tensor]] = {}
+    for key, value in state.items():
+        for ours, part in (
+            ("target_encoder.target.", "target_encoder"),
+            ("encoder.", "encoder"),
+            ("predictor.", "predictor"),
+        ):
+            if key.startswith(ours):
+                parts.setdefault(part, {})[key[len(ours) :]] = value
+                break
+    return parts
 
 
 def _load_part(module: nn.Module, state: Mapping[str, Tensor], what: str, path: Path) -> None:
