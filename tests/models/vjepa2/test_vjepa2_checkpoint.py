@@ -73,8 +73,12 @@ def test_official_layout_loads_target_encoder_and_predictor(tmp_path: Path) -> N
     model = create_world_model("vjepa2:ci", weights=str(tmp_path / "vjepa2-ac.pt"))
     enc, pred = model.encoder.state_dict(), model.predictor.state_dict()
     pre = "module.backbone."
-    torch.testing.assert_close(enc["blocks.1.mlp.fc2.weight"], ckpt["target_encoder"][f"{pre}blocks.1.mlp.fc2.weight"])
-    torch.testing.assert_close(enc["patch_embed.proj.weight"], ckpt["target_encoder"][f"{pre}patch_embed.proj.weight"])
+    torch.testing.assert_close(
+        enc["blocks.1.mlp.fc2.weight"], ckpt["target_encoder"][f"{pre}blocks.1.mlp.fc2.weight"]
+    )
+    torch.testing.assert_close(
+        enc["patch_embed.proj.weight"], ckpt["target_encoder"][f"{pre}patch_embed.proj.weight"]
+    )
     for key, value in pred.items():
         torch.testing.assert_close(value, ckpt["predictor"][pre + key])
 
@@ -84,8 +88,11 @@ def test_missing_and_mismatched_keys_are_named(tmp_path: Path) -> None:
     del ckpt["predictor"]["module.backbone.action_encoder.bias"]
     ckpt["predictor"]["module.backbone.state_encoder.weight"] = torch.zeros(D, 7)
     torch.save(ckpt, tmp_path / "bad.pt")
-    with pytest.raises(ModelFileError, match=r"missing predictor keys: action_encoder\.bias.*"
-                       r"mismatched predictor keys: state_encoder\.weight \(24, 7\) \(expected \(24, 2\)\)"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"missing predictor keys: action_encoder\.bias.*"
+        r"mismatched predictor keys: state_encoder\.weight \(24, 7\) \(expected \(24, 2\)\)",
+    ):
         create_world_model("vjepa2:ci", weights=str(tmp_path / "bad.pt"))
     torch.save({"encoder": ckpt["encoder"]}, tmp_path / "enc.pt")
     with pytest.raises(ModelFileError, match="no 'predictor' state dict"):
@@ -103,5 +110,7 @@ def test_a_pretraining_checkpoint_hands_its_encoder_to_the_ac_stage(tmp_path: Pa
             p.add_(0.5)
     torch.save(official_state_dicts(pre), tmp_path / "pre.pt")
     ac = create_world_model("vjepa2:ci", encoder_weights=str(tmp_path / "pre.pt"))
-    for a, b in zip(ac.encoder.state_dict().values(), pre.target_encoder.target.state_dict().values()):
+    for a, b in zip(
+        ac.encoder.state_dict().values(), pre.target_encoder.target.state_dict().values()
+    ):
         torch.testing.assert_close(a, b)

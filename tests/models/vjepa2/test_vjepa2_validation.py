@@ -23,7 +23,9 @@ def test_a_clip_shorter_than_the_tubelet_is_refused(pre: VJEPA2Pretrain) -> None
 
 
 def test_frames_not_divisible_by_the_patch_are_refused(pre: VJEPA2Pretrain) -> None:
-    with pytest.raises(ConfigError, match=r"frames of 18x18 pixels must be divisible by patch_size=4"):
+    with pytest.raises(
+        ConfigError, match=r"frames of 18x18 pixels must be divisible by patch_size=4"
+    ):
         get_config("vjepa2:ci", obs_shape=[3, 18, 18])
     with pytest.raises(ShapeError, match="frame size 18x18 must be divisible by patch_size=4"):
         pre.encoder(torch.zeros(1, 3, 2, 18, 18))

@@ -122,9 +122,7 @@ def load_official(model: Any, path: str | Path, encoder_only: bool = False) -> N
     enc_key = "target_encoder" if "target_encoder" in parts else "encoder"
     for need in (enc_key,) if encoder_only else (enc_key, "predictor"):
         if need not in parts:
-            raise ModelFileError(
-                path, f"no {need!r} state dict; found {sorted(parts) or 'none'}"
-            )
+            raise ModelFileError(path, f"no {need!r} state dict; found {sorted(parts) or 'none'}")
     with torch.no_grad():
         if hasattr(model, "target_encoder"):  # pretraining: context and target encoders
             _load_part(model.encoder, parts.get("encoder", parts[enc_key]), "encoder", path)

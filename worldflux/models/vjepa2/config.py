@@ -174,9 +174,7 @@ class VJEPA2Config(WorldModelConfig):
                 "mask_num_blocks and mask_scales need one entry per mask generator, got "
                 f"{self.mask_num_blocks} and {self.mask_scales}"
             )
-        if any(n < 1 for n in self.mask_num_blocks) or any(
-            not 0 < s < 1 for s in self.mask_scales
-        ):
+        if any(n < 1 for n in self.mask_num_blocks) or any(not 0 < s < 1 for s in self.mask_scales):
             raise ConfigError(
                 f"mask_num_blocks must be >= 1 and mask_scales in (0, 1), got "
                 f"{self.mask_num_blocks} and {self.mask_scales}"

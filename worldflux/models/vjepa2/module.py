@@ -272,7 +272,9 @@ class VJEPA2(_VJEPA2Base):
             )
         z, g = self.plan_encode(obs), self.plan_encode(goal)
         if g.shape != z.shape:
-            raise ShapeError(f"goal observations must match obs, got {tuple(g.shape)} vs {tuple(z.shape)}")
+            raise ShapeError(
+                f"goal observations must match obs, got {tuple(g.shape)} vs {tuple(z.shape)}"
+            )
         result = self.planner.plan(self, z, goal=g, eval_mode=eval_mode)
         return result.action, None
 
@@ -337,9 +339,7 @@ class VJEPA2Pretrain(_VJEPA2Base):
             goal = torch.gather(h, 1, target[..., None].expand(-1, -1, h.shape[-1]))
             losses.append(l1_loss(pred, goal, c.loss_exp))
         loss = torch.stack(losses).mean()
-        return LossOutput(
-            loss, {"jepa": loss}, metrics={"embed_std": h.std(0).mean().detach()}
-        )
+        return LossOutput(loss, {"jepa": loss}, metrics={"embed_std": h.std(0).mean().detach()})
 
     def after_phase(self, name: str) -> None:
         """Move the target encoder toward the encoder (momentum ``ema_momentum``)."""

@@ -92,9 +92,7 @@ class VideoViT(nn.Module):
                 f"{self.tubelet}), got {t} frames"
             )
         if h % self.patch or w % self.patch:
-            raise ShapeError(
-                f"frame size {h}x{w} must be divisible by patch_size={self.patch}"
-            )
+            raise ShapeError(f"frame size {h}x{w} must be divisible by patch_size={self.patch}")
         return t // self.tubelet, h // self.patch, w // self.patch
 
     def forward(self, video: Tensor, keep: Tensor | None = None) -> Tensor:
