@@ -96,9 +96,10 @@ class _VJEPA2Base(WorldModel):
                 f"observations must be ({'B, T, ' if lead == 2 else 'B, '}"
                 f"{', '.join(map(str, self.obs_shape))}), got {tuple(x.shape)}"
             )
+        dtype = self.encoder.patch_embed.proj.weight.dtype  # bf16 inference takes bf16 inputs
         if x.dtype == torch.uint8:
-            return (x.float() / 255.0 - self.pixel_mean) / self.pixel_std
-        return x.float()
+            return ((x.float() / 255.0 - self.pixel_mean) / self.pixel_std).to(dtype)
+        return x.to(dtype)
 
     def encode_frames(self, frames: Tensor, encoder: torch.nn.Module | None = None) -> Tensor:
         """Features ``(..., P, D)`` of single frames ``(..., C, H, W)``, each repeated to one
@@ -172,6 +173,7 @@ class VJEPA2(_VJEPA2Base):
         """Next-frame features ``(B, T, P, D)`` from features ``(B, T, P, D)`` and the actions
         ``(B, T, A)`` taken after each frame (layer-normed if ``normalize_reps``)."""
         b, t = frames.shape[:2]
+        actions = actions.to(frames.dtype)
         out = self.predictor(frames.flatten(1, 2), actions, self._states(frames, t))
         if self.config.normalize_reps:
             out = F.layer_norm(out, out.shape[-1:])
