@@ -1,0 +1,1 @@
+"""V-JEPA 2 and V-JEPA 2-AC: video JEPA pretraining, an action-conditioned predictor, CEM planning."""
