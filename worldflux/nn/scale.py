@@ -17,8 +17,6 @@ NumPy's ``linear``), over every element of the batch.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
@@ -60,8 +58,10 @@ class PercentileScale(nn.Module):
             self.register_buffer("hi", torch.zeros(()))
         else:
             self.register_buffer("value", torch.ones(1))
+            # kept in the state dict as TD-MPC2's checkpoints (ours and the official) hold it
+            self.register_buffer("percentiles", torch.tensor([float(low), float(high)]))
 
-    def percentiles(self, x: Tensor) -> Tensor:
+    def batch_percentiles(self, x: Tensor) -> Tensor:
         """The low and high percentiles ``(2,)`` over every element of ``x``."""
         flat = x.detach().float().flatten()
         return torch.quantile(flat, torch.tensor(self.q, device=flat.device))
@@ -69,7 +69,7 @@ class PercentileScale(nn.Module):
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
         """Move the statistics toward the percentiles of ``x`` by ``rate``."""
-        lo, hi = self.percentiles(x)
+        lo, hi = self.batch_percentiles(x)
         if self.smooth == "bounds":
             self.lo.mul_(1 - self.rate).add_(self.rate * lo)
             self.hi.mul_(1 - self.rate).add_(self.rate * hi)
@@ -93,8 +93,3 @@ class PercentileScale(nn.Module):
         if update:
             self.update(x)
         return self.offset(), self.scale()
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # Checkpoints written before this class existed stored TD-MPC2's constant percentiles.
-        state_dict.pop(prefix + "percentiles", None)
-        super()._load_from_state_dict(state_dict, prefix, *args)

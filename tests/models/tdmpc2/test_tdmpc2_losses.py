@@ -79,19 +79,12 @@ def test_running_scale_tracks_the_percentile_range() -> None:
     # 95th - 5th percentile = 90; value moves from 1 towards 90 by tau
     torch.testing.assert_close(scale.value, torch.tensor([1 + 0.01 * 89]))
     q = torch.quantile(x, torch.tensor([0.05, 0.95]))
-    torch.testing.assert_close(scale.percentiles(x), q)
+    torch.testing.assert_close(scale.batch_percentiles(x), q)
     small = PercentileScale(1.0, limit=1.0, smooth="range")
     small.update(torch.zeros(10))
     assert small.value.item() == 1.0  # never below 1
     torch.testing.assert_close(torch.tensor([1.89]) / scale.scale(), torch.tensor([1.0]))
     assert scale.offset().item() == 0.0
-
-
-def test_running_scale_loads_checkpoints_with_the_old_percentiles_buffer() -> None:
-    scale = PercentileScale(0.01, smooth="range")
-    old = {"value": torch.tensor([3.0]), "percentiles": torch.tensor([5.0, 95.0])}
-    scale.load_state_dict(old)
-    assert scale.scale().item() == 3.0
 
 
 @pytest.mark.parametrize(
