@@ -174,8 +174,11 @@ def _weights_overrides(
     from worldflux import weights as weight_files
     from worldflux.core.instantiate import resolve_target
 
+    cls = resolve_target(str(node["_target_"]))
+    if getattr(cls, "loads_weights_itself", False):
+        return {**overrides, "weights": str(path)}
     state = weight_files.read_state_dict(path)
-    stored = weight_files.reference_overrides(resolve_target(str(node["_target_"])), state, path)
+    stored = weight_files.reference_overrides(cls, state, path)
     loaded.update(path=str(path), state=state)
     return {
         **{k: v for k, v in stored.items() if k not in overrides},

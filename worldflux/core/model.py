@@ -225,6 +225,10 @@ class WorldModel(PhaseTraining, L.LightningModule):
     #: Buffers a reference weight file must provide (besides every parameter); see
     #: :mod:`worldflux.weights`.
     required_reference_buffers: tuple[str, ...] = ()
+    #: The family reads ``config.weights`` itself when it is built (its reference's files need a
+    #: reader of their own, e.g. several state dicts or pickled run arguments); the factory then
+    #: leaves the file alone.
+    loads_weights_itself: ClassVar[bool] = False
 
     @classmethod
     def reference_overrides(cls, state: Mapping[str, Tensor]) -> dict[str, Any]:
