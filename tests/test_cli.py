@@ -42,7 +42,9 @@ def test_help_lists_models_not_base_or_component_files() -> None:
     text = help_text()
     model_lines = text.split("model (")[1].split("\n\n")[0]
     assert "tdmpc2/ci" in model_lines and "dreamerv3/size12m" in model_lines
-    assert "base" not in model_lines and "encoder" not in model_lines
+    # a family base is listed only when it is itself a preset (a meta block, e.g. token/base)
+    assert "dreamerv3/base" not in model_lines and "tdmpc2/base" not in model_lines
+    assert "token/base" in model_lines and "encoder" not in model_lines
     assert "hparams_search: tdmpc2_optuna" in text
 
 

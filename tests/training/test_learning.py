@@ -1,4 +1,5 @@
-"""The README's quick demo learns (about a minute on a 2-core CPU, so it runs in CI)."""
+"""The README's quick demo learns (about two minutes on a 2-core CPU: ``pytest -m slow``; the
+default run checks the README's commands themselves in ``tests/test_readme.py``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_quickstart_learns_catch(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(

@@ -39,7 +39,7 @@ class DiT(DiTPlanning, WorldModel):
     config: DiTConfig
     config_class = DiTConfig
     capabilities = frozenset({"encode", "loss", "sample", "rollout", "goal"})
-    component_slots = ("denoiser",)
+    component_slots = ()  # the CDiT is built from the config fields, not a component node
     loads_weights_itself = True  # NWM files pickle their run arguments (weights.py reads them)
 
     def __init__(self, config: Mapping[str, Any] | DiTConfig) -> None:
