@@ -105,7 +105,7 @@ def check_fit(model: Any, state: Mapping[str, Any], path: Path) -> None:
 
     own = model.state_dict()
     params = {n for n, _ in model.named_parameters()}
-    missing = sorted(k for k in own if k not in state and (k in params or k in _required(model)))
+    missing = sorted(k for k in own if k not in state and k in params)
     unexpected = sorted(k for k in state if k not in own)
     mismatched = [
         f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
@@ -127,11 +127,6 @@ def check_fit(model: Any, state: Mapping[str, Any], path: Path) -> None:
             f"the weights do not fit {getattr(model, 'model_id', None) or model.config.family}: "
             + "; ".join(problems),
         )
-
-
-def _required(model: Any) -> set[str]:
-    """Buffers the file must provide (a family's ``required_reference_buffers``)."""
-    return set(getattr(model, "required_reference_buffers", ()))
 
 
 def load_state(model: Any, state: Mapping[str, Any], path: str | os.PathLike[str]) -> Any:

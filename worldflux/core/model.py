@@ -222,9 +222,6 @@ class WorldModel(PhaseTraining, L.LightningModule):
         self.forget_phase_parameters()
 
     # ------------------------------------------------------------------ reference weights
-    #: Buffers a reference weight file must provide (besides every parameter); see
-    #: :mod:`worldflux.weights`.
-    required_reference_buffers: tuple[str, ...] = ()
     #: The family reads ``config.weights`` itself when it is built (its reference's files need a
     #: reader of their own, e.g. several state dicts or pickled run arguments); the factory then
     #: leaves the file alone.
