@@ -182,3 +182,38 @@ def episode_last(first: Tensor, terminal: Tensor) -> Tensor:
     last = terminal.clone()
     last[:, :-1] |= first[:, 1:]
     return last
+
+
+def unpack_sequences(
+    batch: Mapping[str, Any],
+    modalities: Any,
+    action_kind: str,
+    action_dim: int,
+    device: torch.device,
+    owner: str,
+    batch_length: int,
+) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor, Tensor]:
+    """``(obs, action, reward, first, terminal)`` of a replay batch ``(B, T, ...)``, checked.
+
+    Shared by the families of the DreamerV3 lineage (DreamerV3, R2I): every key present, every
+    shape ``(B, T)``-led, ``T >= 2`` (lambda-returns need a next step), moved to ``device``.
+    """
+    for key in ("obs", "action", "reward", "first", "terminal"):
+        if key not in batch:
+            raise ShapeError(
+                f"batch lacks {key!r}; expected keys obs, action, reward, first, terminal "
+                "(see worldflux.core.model)"
+            )
+    obs = as_obs_dict(batch["obs"], modalities, 2, "(B, T)")
+    b, t = next(iter(obs.values())).shape[:2]
+    if t < 2:
+        raise ShapeError(
+            f"{owner} trains on sequences of length T >= 2 (lambda-returns need a next step), "
+            f"got T = {t}; the reference batch length is {batch_length}"
+        )
+    obs = {k: v.to(device) for k, v in obs.items()}
+    action = check_actions(batch["action"].to(device), action_kind, action_dim, (b, t))
+    reward = check_flags(batch["reward"].to(device), "reward", (b, t), as_bool=False)
+    first = check_flags(batch["first"].to(device), "first", (b, t), as_bool=True)
+    terminal = check_flags(batch["terminal"].to(device), "terminal", (b, t), as_bool=True)
+    return obs, action, reward, first, terminal

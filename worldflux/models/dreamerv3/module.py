@@ -334,29 +334,14 @@ class DreamerV3(DreamerV3Planning, WorldModel):
         return int(batch["reward"].shape[0]) if "reward" in batch else 1
 
     def _unpack(self, batch: Mapping[str, Any]) -> tuple:
-        for key in ("obs", "action", "reward", "first", "terminal"):
-            if key not in batch:
-                raise ShapeError(
-                    f"batch lacks {key!r}; expected keys obs, action, reward, "
-                    "first, terminal (see worldflux.core.model)"
-                )
-        dev = self._param_device()
-        obs = inputs.as_obs_dict(batch["obs"], self.modalities, 2, "(B, T)")
-        b, t = next(iter(obs.values())).shape[:2]
-        if t < 2:
-            raise ShapeError(
-                f"DreamerV3 trains on sequences of length T >= 2 (lambda-returns need a next "
-                f"step), got T = {t}; the official batch length is {self.config.batch_length}"
-            )
-        obs = {k: v.to(dev) for k, v in obs.items()}
-        action = inputs.check_actions(
-            batch["action"].to(dev), self.config.action_kind, self.config.action_dim, (b, t)
-        )
-        reward = inputs.check_flags(batch["reward"].to(dev), "reward", (b, t), as_bool=False)
-        first = inputs.check_flags(batch["first"].to(dev), "first", (b, t), as_bool=True)
-        terminal = inputs.check_flags(batch["terminal"].to(dev), "terminal", (b, t), as_bool=True)
+        c = self.config
+        obs, action, reward, first, terminal = inputs.unpack_sequences(
+            batch, self.modalities, c.action_kind, c.action_dim, self._param_device(),
+            "DreamerV3", c.batch_length,
+        )  # fmt: skip
         if "last" in batch:
-            last = inputs.check_flags(batch["last"].to(dev), "last", (b, t), as_bool=True)
+            last = batch["last"].to(first.device)
+            last = inputs.check_flags(last, "last", tuple(first.shape), as_bool=True)
         else:
             last = inputs.episode_last(first, terminal)
         return obs, action, reward, first, terminal, last
