@@ -118,7 +118,11 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, command: str | None = None) -
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
     sections_cfg = cfg.get("sections") or [
-        {"name": cfg.get("name") or "comparison", "models": cfg.get("models"), "env": cfg.get("env")}
+        {
+            "name": cfg.get("name") or "comparison",
+            "models": cfg.get("models"),
+            "env": cfg.get("env"),
+        }
     ]
     sections = []
     for sec in sections_cfg:
@@ -127,7 +131,9 @@ def compare(cfg: Mapping[str, Any], out_dir: Path, command: str | None = None) -
         merged = {**cfg, **{k: v for k, v in sec.items() if k not in ("models", "env", "name")}}
         for key in ("data", "train", "open_loop", "closed_loop", "cost"):
             merged[key] = {**cfg.get(key, {}), **(sec.get(key) or {})}
-        section = run_section(str(sec.get("name", "comparison")), list(sec["models"]), sec.get("env"), merged)
+        section = run_section(
+            str(sec.get("name", "comparison")), list(sec["models"]), sec.get("env"), merged
+        )
         if command:
             section.header["command"] = f"`{command}`"
         sections.append(section)

@@ -122,7 +122,9 @@ def _to_action(action: torch.Tensor, data: CompareData) -> np.ndarray:
     return np.clip(act, -1.0, 1.0)
 
 
-def play(data: CompareData, episodes: int, seed: int, policy: Any) -> tuple[list[float], list[bool]]:
+def play(
+    data: CompareData, episodes: int, seed: int, policy: Any
+) -> tuple[list[float], list[bool]]:
     """Play ``episodes`` episodes; ``policy(obs, goal, first) -> (1, A) numpy`` or ``None``
     (random). Returns the returns and whether each episode terminated (reached the goal)."""
     from worldflux.envs.registry import make_vector_env
@@ -233,14 +235,18 @@ def evaluate(
         returns, reached = play(data, episodes, seed, policy)
         return Episodes(name, agent, budget, returns, reached if succ else None)
 
+    if drive == "all":  # refuse before any episode is played
+        for entry in entries:
+            try:
+                objective_for(entry, data.goal)
+            except PlanningError as err:
+                raise ConfigError(str(err)) from None
     rows.append(row("random", "random", None, None))
     for entry in entries:
         if drive != "none":
             try:
                 objective = objective_for(entry, data.goal)
             except PlanningError as err:
-                if drive == "all":
-                    raise ConfigError(str(err)) from None
                 notes.append(str(err))
             else:
                 for budget in budgets:

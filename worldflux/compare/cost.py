@@ -76,7 +76,9 @@ def peak_memory(device: str) -> Iterator[dict[str, float | None]]:
         out["mib"] = max(peak - start, 0) / 1024
 
 
-def train_and_measure(entry: Entry, data: CompareData, updates: int, seed: int, device: str) -> None:
+def train_and_measure(
+    entry: Entry, data: CompareData, updates: int, seed: int, device: str
+) -> None:
     """Train ``entry`` ``updates`` updates (the comparison's budget) and record time and memory."""
     with peak_memory(device) as mem:
         entry.train_seconds = fit(entry.model, data, updates, seed, device)
@@ -95,9 +97,7 @@ def measure(
     else:
         done, seconds, peak = entry.updates, entry.train_seconds, getattr(entry, "peak_mib", None)
     rate = done / seconds if done and seconds else None
-    return Cost(
-        entry.name, int(entry.model.num_parameters()), done, rate, imagined, peak
-    )
+    return Cost(entry.name, int(entry.model.num_parameters()), done, rate, imagined, peak)
 
 
 def measure_all(

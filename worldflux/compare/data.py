@@ -82,7 +82,9 @@ def dataset_hash(episodes: Sequence[Mapping[str, np.ndarray]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def collect_episodes(env: Mapping[str, Any], episodes: int, seed: int) -> tuple[EnvSpec, list[Episode]]:
+def collect_episodes(
+    env: Mapping[str, Any], episodes: int, seed: int
+) -> tuple[EnvSpec, list[Episode]]:
     """Play ``episodes`` episodes of ``env`` with seeded uniformly random actions."""
     from worldflux.data.episodes import EpisodeRecorder
     from worldflux.envs.registry import make_vector_env

@@ -12,6 +12,7 @@ model's own ``training_step`` and optimisers, batches drawn by the train app's o
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from typing import Any
 
 from worldflux.compare.data import CompareData, check_spaces
 from worldflux.errors import ConfigError, WorldFluxError
+
+_RANK_ZERO = "lightning.pytorch.utilities.rank_zero"
 
 
 @dataclass
@@ -134,10 +137,19 @@ def fit(model: Any, data: CompareData, updates: int, seed: int, device: str) -> 
         num_sanity_val_steps=0,
         callbacks=[_Clock()],
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers).*")
-        torch.manual_seed(seed)
-        trainer.fit(model, datamodule=_data_module(model, data, updates, seed))
+    # one "GPU available" banner per model is noise in a comparison
+    noisy = [logging.getLogger(n) for n in ("lightning.pytorch", _RANK_ZERO)]
+    levels = [n.level for n in noisy]
+    for n in noisy:
+        n.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(num_workers|many workers|LeafSpec).*")
+            torch.manual_seed(seed)
+            trainer.fit(model, datamodule=_data_module(model, data, updates, seed))
+    finally:
+        for n, level in zip(noisy, levels):
+            n.setLevel(level)
     model.eval()
     return clock.get("end", 0.0) - clock.get("start", 0.0)
 

@@ -70,7 +70,9 @@ def windows(data: CompareData, context: int, horizon: int, count: int) -> dict[s
             f"open_loop.context and open_loop.horizon must be >= 1, got {context}, {horizon}"
         )
     length = context + horizon
-    starts = [(i, s) for i, ep in enumerate(data.held_out) for s in range(len(ep["reward"]) - length + 1)]
+    starts = [
+        (i, s) for i, ep in enumerate(data.held_out) for s in range(len(ep["reward"]) - length + 1)
+    ]
     if not starts:
         longest = max(len(ep["reward"]) for ep in data.held_out)
         raise ConfigError(
@@ -83,7 +85,9 @@ def windows(data: CompareData, context: int, horizon: int, count: int) -> dict[s
     for key in data.held_out[0]:
         if key.startswith("goal/"):
             continue
-        out[key] = torch.as_tensor(np.stack([data.held_out[i][key][s : s + length] for i, s in chosen]))
+        out[key] = torch.as_tensor(
+            np.stack([data.held_out[i][key][s : s + length] for i, s in chosen])
+        )
     out["first"] = out["first"].clone()
     out["first"][:, 0] = True  # each window is filtered as a fresh start
     out["action"] = out["action"].float()
@@ -113,8 +117,7 @@ def obs_metrics(pred: Tensor, truth: Tensor, kind: str) -> dict[str, list[float]
     pred, truth = _to_unit(pred, kind), _to_unit(truth, kind)
     if pred.shape != truth.shape:
         raise ConfigError(
-            f"predicted observations have shape {tuple(pred.shape)}, the data "
-            f"{tuple(truth.shape)}"
+            f"predicted observations have shape {tuple(pred.shape)}, the data {tuple(truth.shape)}"
         )
     dims = tuple(range(2, pred.dim()))
     out = {"mse": (pred - truth).pow(2).mean(dims).mean(0).tolist()}
@@ -137,7 +140,9 @@ def obs_metrics(pred: Tensor, truth: Tensor, kind: str) -> dict[str, list[float]
 def _latents(out: Any, like: Tensor, horizon: int) -> Tensor:
     """The predicted latents ``(N, H, *Z)`` in a rollout's output, matched by shape."""
     if isinstance(out, Rollout):
-        candidates = [out.states] if not isinstance(out.states, Mapping) else list(out.states.values())
+        candidates = (
+            [out.states] if not isinstance(out.states, Mapping) else list(out.states.values())
+        )
     elif isinstance(out, Mapping):
         candidates = list(out.values())
     else:
@@ -164,7 +169,9 @@ def _reward_metrics(
         reward = out.get("reward", reward)
     if isinstance(reward, Tensor) and reward.dim() >= 2:
         truth = batch["reward"][:, context:].float()
-        metrics["reward_mse"] = (reward.reshape(truth.shape).float() - truth).pow(2).mean(0).tolist()
+        metrics["reward_mse"] = (
+            (reward.reshape(truth.shape).float() - truth).pow(2).mean(0).tolist()
+        )
     if isinstance(cont, Tensor) and cont.dim() >= 2:
         alive = ~batch["terminal"][:, context:]
         hit = (cont.reshape(alive.shape) > 0.5) == alive
@@ -179,7 +186,9 @@ def _timed(fn: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-def predict(entry: Entry, batch: Mapping[str, Any], data: CompareData, context: int) -> list[Fidelity]:
+def predict(
+    entry: Entry, batch: Mapping[str, Any], data: CompareData, context: int
+) -> list[Fidelity]:
     """The model's rows (its own, plus latent baselines for latent-space scoring)."""
     model, caps = entry.model, capabilities(entry.model)
     key = obs_key(data.spec)
@@ -188,7 +197,8 @@ def predict(entry: Entry, batch: Mapping[str, Any], data: CompareData, context: 
     b = {k: v.to(device) for k, v in batch.items()}
     horizon = b["action"].shape[1] - context
     n = b["action"].shape[0]
-    if DECODE_PATH <= caps:
+    if caps >= DECODE_PATH:
+
         def run() -> tuple[Any, Mapping[str, Any]]:
             head = slice(0, context)
             _, last = model.observe(_obs(b, data, head), b["action"][:, head], b["first"][:, head])
@@ -203,9 +213,13 @@ def predict(entry: Entry, batch: Mapping[str, Any], data: CompareData, context: 
         row.metrics = obs_metrics(pred.cpu(), batch[f"obs/{key}"][:, context:], kind)
         row.metrics.update({k: v for k, v in _reward_metrics(out, decoded, b, context).items()})
         return [row]
-    if LATENT_PATH <= caps:
+    if caps >= LATENT_PATH:
         obs_last = _obs(b, data, slice(context - 1, context))
-        obs_last = obs_last[:, 0] if isinstance(obs_last, Tensor) else {k: v[:, 0] for k, v in obs_last.items()}
+        obs_last = (
+            obs_last[:, 0]
+            if isinstance(obs_last, Tensor)
+            else {k: v[:, 0] for k, v in obs_last.items()}
+        )
 
         def run_latent() -> tuple[Tensor, Any]:
             z0 = model.encode(obs_last)
@@ -248,8 +262,13 @@ def _mean_latent(model: Any, data: CompareData, key: str, limit: int = 256) -> T
     pick = np.linspace(0, len(frames) - 1, num=min(limit, len(frames))).round().astype(int)
     obs: Any = torch.as_tensor(frames[pick]).to(model.device)
     if not data.spec.single:
-        obs = {k[4:]: torch.as_tensor(np.concatenate([ep[k] for ep in data.train])[pick]).to(model.device)
-               for k in data.train[0] if k.startswith("obs/")}
+        obs = {
+            k[4:]: torch.as_tensor(np.concatenate([ep[k] for ep in data.train])[pick]).to(
+                model.device
+            )
+            for k in data.train[0]
+            if k.startswith("obs/")
+        }
     with torch.no_grad():
         z = model.encode(obs)
     if not z.is_floating_point():

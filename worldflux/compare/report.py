@@ -120,16 +120,27 @@ def csv_rows(sections: Sequence[Section]) -> list[list[Any]]:
         for f in s.fidelity:
             kind = "baseline" if f.baseline else f.space
             for metric, values in f.metrics.items():
-                rows += [[s.name, "open_loop", f.name, kind, metric, h + 1, v] for h, v in enumerate(values)]
+                rows += [
+                    [s.name, "open_loop", f.name, kind, metric, h + 1, v]
+                    for h, v in enumerate(values)
+                ]
         for e in s.episodes:
             mean, half = e.mean_ci()
             step = "" if e.budget is None else e.budget
             rows.append([s.name, "closed_loop", e.name, e.agent, "return_mean", step, mean])
             rows.append([s.name, "closed_loop", e.name, e.agent, "return_ci95", step, half])
             if e.successes is not None:
-                rows.append([s.name, "closed_loop", e.name, e.agent, "success", step, e.success_ci()[0]])  # type: ignore[index]
+                rows.append(
+                    [s.name, "closed_loop", e.name, e.agent, "success", step, e.success_ci()[0]]
+                )  # type: ignore[index]
         for c in s.costs:
-            for metric in ("parameters", "updates", "updates_per_second", "imagined_per_second", "peak_mib"):
+            for metric in (
+                "parameters",
+                "updates",
+                "updates_per_second",
+                "imagined_per_second",
+                "peak_mib",
+            ):
                 rows.append([s.name, "cost", c.name, "", metric, "", getattr(c, metric)])
     return rows
 
@@ -147,7 +158,9 @@ def write_tensorboard(sections: Sequence[Section], folder: Path) -> None:
                         writer.add_scalar(f"{s.name}/open_loop/{metric}/{f.name}", v, h + 1)
             for e in s.episodes:
                 if e.budget is not None:
-                    writer.add_scalar(f"{s.name}/closed_loop/return/{e.name}", e.mean_ci()[0], e.budget)
+                    writer.add_scalar(
+                        f"{s.name}/closed_loop/return/{e.name}", e.mean_ci()[0], e.budget
+                    )
             for c in s.costs:
                 for metric in ("updates_per_second", "imagined_per_second", "peak_mib"):
                     value = getattr(c, metric)
@@ -174,7 +187,9 @@ def write_png(sections: Sequence[Section], folder: Path) -> list[str]:
             for f in s.fidelity:
                 if metric in f.metrics:
                     values = f.metrics[metric]
-                    ax.plot(range(1, len(values) + 1), values, "--" if f.baseline else "-", label=f.name)
+                    ax.plot(
+                        range(1, len(values) + 1), values, "--" if f.baseline else "-", label=f.name
+                    )
             ax.set(xlabel="horizon", ylabel=metric, title=f"{s.name}: {metric}")
             ax.legend(fontsize=6)
             name = folder / f"{s.name}-open_loop-{metric}.png"
