@@ -62,15 +62,15 @@ def run_section(
     data = load_data(env, d.get("dataset"), int(d["train_episodes"]), int(d["eval_episodes"]), seed)
     updates = int(cfg["train"]["updates"])
     entries = prepare(list(models), data, updates, seed, device)
+    notes: list[str] = []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         fidelity = open_loop.evaluate(
-            entries, data, int(ol["context"]), int(ol["horizon"]), int(ol["windows"])
+            entries, data, int(ol["context"]), int(ol["horizon"]), int(ol["windows"]), notes
         )
-    notes: list[str] = []
     episodes: list[Any] = []
     if cl.get("enabled", True):
-        episodes, notes = closed_loop.evaluate(
+        episodes, planner_notes = closed_loop.evaluate(
             entries,
             data,
             episodes=int(cl["episodes"]),
@@ -81,6 +81,7 @@ def run_section(
             drive=str(cl.get("drive", "auto")),
             own_agent=bool(cl.get("own_agent", True)),
         )
+        notes += planner_notes
     rates = {f.name: f.steps_per_second for f in fidelity if not f.baseline}
     costs = cost.measure_all(entries, data, int(cfg["cost"]["updates"]), seed, device, rates)
     lengths = [len(ep["reward"]) for ep in [*data.train, *data.held_out]]

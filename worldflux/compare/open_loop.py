@@ -31,7 +31,7 @@ from torch import Tensor
 from worldflux.compare.data import CompareData, obs_key
 from worldflux.compare.models import Entry, capabilities
 from worldflux.core.protocols import Rollout
-from worldflux.errors import ConfigError
+from worldflux.errors import ConfigError, UnsupportedOperationError
 
 #: Capabilities of each prediction path (checked in this order).
 DECODE_PATH = frozenset({"observe", "rollout", "decode"})
@@ -239,7 +239,7 @@ def predict(
             row.metrics = latent_metrics(guess, target)
         rows[0].metrics.update(_reward_metrics(out, {}, b, context))
         return rows
-    raise ConfigError(
+    raise UnsupportedOperationError(
         f"model {entry.name!r} cannot predict open loop: it needs the capabilities "
         f"{sorted(DECODE_PATH)} or {sorted(LATENT_PATH)}, it has {sorted(caps)}"
     )
@@ -293,11 +293,24 @@ def baselines(batch: Mapping[str, Any], data: CompareData, context: int) -> list
 
 
 def evaluate(
-    entries: list[Entry], data: CompareData, context: int, horizon: int, count: int
+    entries: list[Entry],
+    data: CompareData,
+    context: int,
+    horizon: int,
+    count: int,
+    notes: list[str] | None = None,
 ) -> list[Fidelity]:
-    """The whole open-loop table: observation baselines, then each model's rows."""
+    """The whole open-loop table: observation baselines, then each model's rows.
+
+    A model with neither prediction path gets no row; why is appended to ``notes``.
+    """
     batch = windows(data, context, horizon, count)
     rows = baselines(batch, data, context)
     for entry in entries:
-        rows.extend(predict(entry, batch, data, context))
+        try:
+            rows.extend(predict(entry, batch, data, context))
+        except UnsupportedOperationError as err:
+            if notes is None:
+                raise
+            notes.append(str(err))
     return rows
