@@ -84,28 +84,32 @@ def planner_node(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def objective_for(entry: Entry, goal_env: bool) -> str:
-    """The planner objective that drives ``entry``, from its capabilities.
+    """The planner objective that drives ``entry``: from its declared capabilities, else from the
+    planning protocol it implements (:mod:`worldflux.planning.protocol`).
+
+    In a goal-reaching environment a model plans toward the goal when it declares ``goal`` or
+    implements goal planning (``plan_encode``, ``plan_next``); otherwise (and in other
+    environments) toward the predicted return when it declares ``plan`` or implements return
+    planning (``plan_next``, ``plan_reward``, ``plan_value``).
 
     Raises:
-        PlanningError: the model declares neither capability the environment needs, or lacks a
-            method the objective calls (naming the model and what is missing).
+        PlanningError: the model offers neither (naming the model and what is missing).
     """
     caps = capabilities(entry.model)
-    if goal_env and "goal" in caps:
-        objective = "goal"
-    elif "plan" in caps:
-        objective = "return"
-    else:
-        need = "'goal' (goal-reaching data) or 'plan'" if goal_env else "'plan'"
-        raise PlanningError(
-            f"the shared planner cannot drive model {entry.name!r}: it does not declare the "
-            f"capability {need} ({type(entry.model).__name__} has {sorted(caps)})"
-        )
-    try:
-        require(entry.model, objective, "the shared planner")
-    except PlanningError as err:
-        raise PlanningError(f"model {entry.name!r}: {err}") from None
-    return objective
+    candidates = (["goal"] if goal_env else []) + ["return"]
+    missing: list[str] = []
+    for objective in candidates:
+        declared = {"goal": "goal", "return": "plan"}[objective]
+        try:
+            require(entry.model, objective, "the shared planner")
+        except PlanningError as err:
+            missing.append(f"capability {declared!r} ({err})")
+            continue
+        return objective
+    raise PlanningError(
+        f"the shared planner cannot drive model {entry.name!r}: it does not offer "
+        f"{' or '.join(missing)}; it declares {sorted(caps)}"
+    )
 
 
 def _encoder(model: Any) -> Any:
