@@ -126,23 +126,23 @@ def fit(model: Any, data: CompareData, updates: int, seed: int, device: str) -> 
                 torch.cuda.synchronize()
             clock["end"] = time.perf_counter()
 
-    trainer = L.Trainer(
-        accelerator=accelerator(device),
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[_Clock()],
-    )
     # one "GPU available" banner per model is noise in a comparison
     noisy = [logging.getLogger(n) for n in ("lightning.pytorch", _RANK_ZERO)]
     levels = [n.level for n in noisy]
     for n in noisy:
         n.setLevel(logging.WARNING)
     try:
+        trainer = L.Trainer(
+            accelerator=accelerator(device),
+            devices=1,
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[_Clock()],
+        )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(num_workers|many workers|LeafSpec).*")
             torch.manual_seed(seed)
