@@ -224,3 +224,20 @@ def test_every_family_ci_preset(tmp_path: Path) -> None:
     families = {p for p in catalog.presets() if p.endswith(":ci") and not p.startswith("phasedemo")}
     missing = [p for p in families if f"**{p}**" not in md]
     assert not missing, f"families missing from the report: {missing}"
+
+
+def test_a_dataset_is_split_and_hashed_like_the_same_episodes_from_the_env(tmp_path: Path) -> None:
+    from worldflux.data.episodes import write_episode, write_spec
+    from worldflux.envs.registry import env_spec
+
+    played = load_data(CATCH, None, train_episodes=2, eval_episodes=1, seed=5)
+    assert played.digest == load_data(CATCH, None, 2, 1, seed=5).digest
+    assert played.digest != load_data(CATCH, None, 2, 1, seed=6).digest
+    write_spec(tmp_path, env_spec(CATCH), {"env": CATCH})
+    for i, ep in enumerate([*played.train, *played.held_out]):
+        write_episode(tmp_path, i, ep)
+    stored = load_data(None, str(tmp_path), train_episodes=0, eval_episodes=1, seed=0)
+    assert stored.digest == played.digest and stored.env == CATCH
+    assert len(stored.train) == 2 and len(stored.held_out) == 1
+    with pytest.raises(ConfigError, match="needs at least one more to train on"):
+        load_data(None, str(tmp_path), train_episodes=0, eval_episodes=3, seed=0)
