@@ -99,6 +99,12 @@ def test_the_command_on_two_ci_families(tmp_path: Path) -> None:
         ).num_parameters()
     )
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert (
+        "comparison-open_loop-latent_mse.png" in pngs
+        and "comparison-closed_loop-return.png" in pngs
+    )
+    assert "Plots (also TensorBoard images)" in md
 
 
 class CopyLast(WorldModel):

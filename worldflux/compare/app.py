@@ -12,7 +12,7 @@ updates on the same training episodes), ``save_pretrained`` directories, trainin
 or ``.ckpt`` files (used as they are). The data is one environment (``env=``; random-action
 episodes from ``seed``) or one offline dataset (``data.dataset=``). ``sections`` (see
 ``conf/compare/ci.yaml``) runs several such comparisons into one report. The output directory
-holds ``compare.md``, ``compare.csv``, ``tensorboard/`` and PNG plots (with matplotlib).
+holds ``compare.md``, ``compare.csv``, ``tensorboard/`` and PNG plots.
 """
 
 from __future__ import annotations

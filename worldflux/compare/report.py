@@ -6,20 +6,22 @@ loop, cost) under a header that holds what reproduces them: the seed, the data s
 
 The CSV is long-format (``section, table, model, kind, metric, step, value``; ``step`` is the
 horizon for the open loop and the planning budget for the closed loop). TensorBoard gets the same
-numbers as scalars, so its charts are the plots (``open_loop/<metric>/<model>`` over the horizon,
-``closed_loop/return/<model>`` over the planning budget). PNG plots of the same curves are written
-when matplotlib is installed (it is not a worldflux dependency); the report says when they are not.
+numbers as scalars (``open_loop/<metric>/<model>`` over the horizon, ``closed_loop/return/<model>``
+over the planning budget) and the plots as images. The plots (fidelity vs horizon, return vs
+planning budget) are drawn with Pillow (:mod:`worldflux.compare.plots`; matplotlib is not a
+worldflux dependency) and also written as PNG files.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from worldflux.compare.closed_loop import Episodes
 from worldflux.compare.cost import Cost
@@ -94,7 +96,7 @@ def cost_md(rows: Sequence[Cost]) -> list[str]:
     return lines
 
 
-def markdown(sections: Sequence[Section], title: str, plots: list[str], note: str) -> str:
+def markdown(sections: Sequence[Section], title: str, plots: list[str]) -> str:
     """The whole report as Markdown."""
     out = [f"# {title}", ""]
     for s in sections:
@@ -107,9 +109,7 @@ def markdown(sections: Sequence[Section], title: str, plots: list[str], note: st
         if s.notes:
             out += ["Notes:", "", *[f"- {n}" for n in s.notes], ""]
     if plots:
-        out += ["Plots: " + ", ".join(f"`{p}`" for p in plots), ""]
-    if note:
-        out += [note, ""]
+        out += ["Plots (also TensorBoard images): " + ", ".join(f"`{p}`" for p in plots), ""]
     return "\n".join(out)
 
 
@@ -145,8 +145,11 @@ def csv_rows(sections: Sequence[Section]) -> list[list[Any]]:
     return rows
 
 
-def write_tensorboard(sections: Sequence[Section], folder: Path) -> None:
-    """The tables as TensorBoard scalars (curves over horizon and budget)."""
+def write_tensorboard(
+    sections: Sequence[Section], folder: Path, images: dict[str, np.ndarray]
+) -> None:
+    """The tables as TensorBoard scalars (curves over horizon and budget) and the charts as
+    images."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(folder))
@@ -166,64 +169,59 @@ def write_tensorboard(sections: Sequence[Section], folder: Path) -> None:
                     value = getattr(c, metric)
                     if value is not None:
                         writer.add_scalar(f"{s.name}/cost/{metric}/{c.name}", value, 0)
+        for name, image in images.items():
+            writer.add_image(f"plots/{name}", image, 0, dataformats="HWC")
     finally:
         writer.close()
 
 
-def write_png(sections: Sequence[Section], folder: Path) -> list[str]:
-    """Fidelity vs horizon and return vs budget plots; ``[]`` without matplotlib."""
-    if importlib.util.find_spec("matplotlib") is None:
-        return []
-    import matplotlib
+def charts(sections: Sequence[Section]) -> dict[str, np.ndarray]:
+    """Fidelity vs horizon (one chart per section and metric) and return vs planning budget."""
+    from worldflux.compare.plots import Series, line_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
+    out: dict[str, np.ndarray] = {}
     for s in sections:
-        metrics = sorted({m for f in s.fidelity for m in f.metrics})
-        for metric in metrics:
-            fig, ax = plt.subplots(figsize=(5, 3.5))
-            for f in s.fidelity:
-                if metric in f.metrics:
-                    values = f.metrics[metric]
-                    ax.plot(
-                        range(1, len(values) + 1), values, "--" if f.baseline else "-", label=f.name
-                    )
-            ax.set(xlabel="horizon", ylabel=metric, title=f"{s.name}: {metric}")
-            ax.legend(fontsize=6)
-            name = folder / f"{s.name}-open_loop-{metric}.png"
-            fig.savefig(name, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            written.append(name.name)
+        for metric in sorted({m for f in s.fidelity for m in f.metrics}):
+            curves = [
+                Series(f.name, range(1, len(f.metrics[metric]) + 1), f.metrics[metric], f.baseline)
+                for f in s.fidelity
+                if metric in f.metrics
+            ]
+            out[f"{s.name}-open_loop-{metric}"] = line_chart(
+                curves, f"{s.name}: {metric} (open loop)", "horizon", metric
+            )
         planned = [e for e in s.episodes if e.budget is not None]
         if planned:
-            fig, ax = plt.subplots(figsize=(5, 3.5))
-            for model in sorted({e.name for e in planned}):
+            curves = []
+            for model in dict.fromkeys(e.name for e in planned):
                 pts = sorted((e.budget, e.mean_ci()[0]) for e in planned if e.name == model)
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=model)
-            ax.set(xlabel="planning budget (samples)", ylabel="return", xscale="log", title=s.name)
-            ax.legend(fontsize=6)
-            name = folder / f"{s.name}-closed_loop-return.png"
-            fig.savefig(name, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            written.append(name.name)
-    return written
+                curves.append(Series(model, [p[0] for p in pts], [p[1] for p in pts]))
+            for e in s.episodes:  # agents without a budget as flat reference lines
+                if e.budget is None:
+                    budgets = sorted({p.budget for p in planned if p.budget is not None})
+                    label = e.name if e.agent == "random" else f"{e.name} own agent"
+                    curves.append(Series(label, budgets, [e.mean_ci()[0]] * len(budgets), True))
+            out[f"{s.name}-closed_loop-return"] = line_chart(
+                curves,
+                f"{s.name}: return vs planning budget",
+                "samples per iteration",
+                "return",
+                log_x=True,
+            )
+    return out
 
 
 def write(sections: Sequence[Section], folder: Path, title: str) -> dict[str, Path]:
-    """Write ``compare.md``, ``compare.csv``, ``tensorboard/`` and PNG plots into ``folder``."""
+    """Write ``compare.md``, ``compare.csv``, ``tensorboard/`` and the PNG plots into ``folder``."""
+    from worldflux.compare.plots import write_png
+
     folder.mkdir(parents=True, exist_ok=True)
-    write_tensorboard(sections, folder / "tensorboard")
-    plots = write_png(sections, folder)
-    note = (
-        ""
-        if plots
-        else "PNG plots were not written: matplotlib is not installed (the same curves are in "
-        "TensorBoard: `tensorboard --logdir " + str(folder / "tensorboard") + "`)."
-    )
+    images = charts(sections)
+    for name, image in images.items():
+        write_png(image, str(folder / f"{name}.png"))
+    write_tensorboard(sections, folder / "tensorboard", images)
     md = folder / "compare.md"
-    md.write_text(markdown(sections, title, plots, note))
+    md.write_text(markdown(sections, title, [f"{n}.png" for n in images]))
     table = folder / "compare.csv"
     with table.open("w", newline="") as fh:
         csv.writer(fh).writerows(csv_rows(sections))
