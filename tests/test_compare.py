@@ -247,3 +247,23 @@ def test_a_dataset_is_split_and_hashed_like_the_same_episodes_from_the_env(tmp_p
     assert len(stored.train) == 2 and len(stored.held_out) == 1
     with pytest.raises(ConfigError, match="needs at least one more to train on"):
         load_data(None, str(tmp_path), train_episodes=0, eval_episodes=3, seed=0)
+
+
+def test_a_saved_model_is_compared_as_is_and_timed_on_a_copy(tmp_path: Path) -> None:
+    data = load_data(PENDULUM, None, train_episodes=1, eval_episodes=1, seed=0)
+    model = create_world_model("physics:ci", **data.spec.model_kwargs())
+    model.save_pretrained(tmp_path / "saved")
+    cfg: dict[str, Any] = {
+        "seed": 0,
+        "device": "cpu",
+        "data": {"train_episodes": 1, "eval_episodes": 1},
+        "train": {"updates": 3},
+        "open_loop": {"context": 2, "horizon": 2, "windows": 2},
+        "closed_loop": {"enabled": False},
+        "cost": {"updates": 1},
+    }
+    section = run_section("saved", [str(tmp_path / "saved")], PENDULUM, cfg)
+    (cost,) = section.costs
+    # timed for cost.updates on a copy; train.updates applies to presets only
+    assert cost.updates == 1 and cost.updates_per_second and cost.parameters == 154
+    assert any(f.name == str(tmp_path / "saved") and not f.baseline for f in section.fidelity)
