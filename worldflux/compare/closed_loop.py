@@ -140,7 +140,7 @@ def play(
     rng = np.random.default_rng(seed)
     returns: list[float] = []
     reached: list[bool] = []
-    step: dict[str, Any] | None = None
+    step: Any = None
     try:
         with torch.random.fork_rng(), torch.no_grad():
             torch.manual_seed(seed)

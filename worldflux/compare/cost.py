@@ -60,20 +60,21 @@ def peak_memory(device: str) -> Iterator[dict[str, float | None]]:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        start = torch.cuda.memory_allocated()
+        allocated = torch.cuda.memory_allocated()
         yield out
         torch.cuda.synchronize()
-        out["mib"] = (torch.cuda.max_memory_allocated() - start) / 2**20
+        out["mib"] = (torch.cuda.max_memory_allocated() - allocated) / 2**20
         return
+    resident: int | None
     try:
         _CLEAR_REFS.write_text("5")  # resets VmHWM to the current resident size
-        start = _status_kib("VmRSS")
+        resident = _status_kib("VmRSS")
     except OSError:
-        start = None
+        resident = None
     yield out
     peak = _status_kib("VmHWM")
-    if start is not None and peak is not None:
-        out["mib"] = max(peak - start, 0) / 1024
+    if resident is not None and peak is not None:
+        out["mib"] = max(peak - resident, 0) / 1024
 
 
 def train_and_measure(

@@ -177,5 +177,5 @@ def prepare(
 
 def capabilities(model: Any) -> frozenset[str]:
     """The capabilities a model declares (the typed contract of :mod:`worldflux.core.protocols`)."""
-    caps = getattr(model, "capabilities", frozenset())
+    caps: Any = getattr(model, "capabilities", frozenset())
     return frozenset(caps) if isinstance(caps, (set, frozenset, Mapping)) else frozenset()

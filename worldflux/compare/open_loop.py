@@ -132,6 +132,7 @@ def obs_metrics(pred: Tensor, truth: Tensor, kind: str) -> dict[str, list[float]
         ssim = structural_similarity_index_measure(
             flat_p, flat_t, data_range=1.0, kernel_size=kernel, reduction="none"
         )
+        assert isinstance(ssim, Tensor)  # reduction="none" without full images: one tensor
         out["psnr"] = psnr.view(n, h).mean(0).tolist()
         out["ssim"] = ssim.view(n, h).mean(0).tolist()
     return out

@@ -129,10 +129,9 @@ def csv_rows(sections: Sequence[Section]) -> list[list[Any]]:
             step = "" if e.budget is None else e.budget
             rows.append([s.name, "closed_loop", e.name, e.agent, "return_mean", step, mean])
             rows.append([s.name, "closed_loop", e.name, e.agent, "return_ci95", step, half])
-            if e.successes is not None:
-                rows.append(
-                    [s.name, "closed_loop", e.name, e.agent, "success", step, e.success_ci()[0]]
-                )  # type: ignore[index]
+            success = e.success_ci()
+            if success is not None:
+                rows.append([s.name, "closed_loop", e.name, e.agent, "success", step, success[0]])
         for c in s.costs:
             for metric in (
                 "parameters",
@@ -194,7 +193,9 @@ def charts(sections: Sequence[Section]) -> dict[str, np.ndarray]:
         if planned:
             curves = []
             for model in dict.fromkeys(e.name for e in planned):
-                pts = sorted((e.budget, e.mean_ci()[0]) for e in planned if e.name == model)
+                pts = sorted(
+                    (float(e.budget or 0), e.mean_ci()[0]) for e in planned if e.name == model
+                )
                 curves.append(Series(model, [p[0] for p in pts], [p[1] for p in pts]))
             for e in s.episodes:  # agents without a budget as flat reference lines
                 if e.budget is None:
