@@ -74,6 +74,7 @@ def test_console_scripts_are_declared() -> None:
         "worldflux-train": "worldflux.train:main",
         "worldflux-eval": "worldflux.eval:main",
         "worldflux-collect": "worldflux.collect:main",
+        "worldflux-compare": "worldflux.compare.app:main",
     }
     readme = (ROOT / "README.md").read_text()
     assert all(name in readme for name in scripts)

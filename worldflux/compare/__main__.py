@@ -1,0 +1,5 @@
+"""``python -m worldflux.compare``."""
+
+from worldflux.compare.app import main
+
+main()
