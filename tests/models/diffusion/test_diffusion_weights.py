@@ -50,7 +50,7 @@ def reference_meta_state(actions: int) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.mark.parametrize("actions", [4, 18])
+@pytest.mark.parametrize("actions", [18])  # the file's is 4; 18 changes every action-sized key
 def test_the_reference_layout_maps_onto_the_base_preset(actions: int, tmp_path: Path) -> None:
     # a compiled denoiser's keys carry _orig_mod. (the loader drops it)
     state = {
@@ -84,8 +84,9 @@ def test_a_released_agent_loads_through_weights(tmp_path: Path) -> None:
     path, source = _released_file(tmp_path / "Breakout.pt", actions=6)
     model = create_world_model("diffusion:ci", weights=path)
     assert model.config.action_dim == 6  # read from the file
+    ours = model.state_dict()
     for key, value in source.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
+        assert torch.equal(ours[key], value), key
     model.eval(), source.eval()
     obs = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     torch.manual_seed(1)
