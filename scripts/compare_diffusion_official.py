@@ -10,8 +10,10 @@ The reference is imported from ``--official`` (the checkout root); nothing of it
 worldflux. Its ``Agent`` is built from its own ``config/agent/default.yaml`` (64x64x3, 4 actions);
 the modules that only serve environments (``envs``, ``wandb``) are replaced by empty stand-ins,
 since no environment runs here. The reference weights are perturbed (zero-initialised layers
-would make the comparison trivial), saved in the reference's layout and loaded into ours by
-:func:`worldflux.models.diffusion.weights.load_official`; then both codes get identical inputs
+would make the comparison trivial), saved in the reference's layout (``Agent.state_dict()``, the
+layout of the released ``atari_100k/models/<Game>.pt``) and loaded as a user loads a released
+agent, ``create_world_model("diffusion:base", weights=path)`` (the action count read from the
+file); then both codes get identical inputs
 and identical random draws (``torch.manual_seed`` before each call: the two draw their random
 numbers in the same order). Prints a table of max abs differences.
 """
@@ -31,7 +33,6 @@ import torch
 from worldflux import create_world_model
 from worldflux.models.diffusion.agent import lambda_returns
 from worldflux.models.diffusion.denoiser import sample_next
-from worldflux.models.diffusion.weights import load_official
 
 ROWS: list[tuple[str, float, float]] = []
 
@@ -108,18 +109,20 @@ def build_official(off: SimpleNamespace, num_actions: int) -> Any:
 def compare(off: SimpleNamespace, num_actions: int, b: int = 4) -> None:
     torch.manual_seed(0)
     agent = build_official(off, num_actions)
-    ours = create_world_model("diffusion:base", action_dim=num_actions)
     tag = f"{num_actions} actions"
-    for name in ("denoiser", "rew_end_model", "actor_critic"):
-        n_off = sum(p.numel() for p in getattr(agent, name).parameters())
-        n_our = sum(p.numel() for p in getattr(ours, name).parameters())
-        record(f"{tag}: {name} parameters ({n_off:,})", n_off, n_our)
     with torch.no_grad():
         for p in agent.parameters():
             p.add_(torch.randn_like(p) * 0.02)
     with tempfile.TemporaryDirectory() as tmp:
+        # the layout of the released atari_100k/models/<Game>.pt: the Agent's state dict; loaded
+        # as a user loads a released agent, the action count read from the file
         torch.save(agent.state_dict(), Path(tmp) / "agent.pt")
-        load_official(ours, Path(tmp) / "agent.pt")
+        ours = create_world_model("diffusion:base", weights=Path(tmp) / "agent.pt")
+    record(f"{tag}: actions read from the file", num_actions, ours.config.action_dim)
+    for name in ("denoiser", "rew_end_model", "actor_critic"):
+        n_off = sum(p.numel() for p in getattr(agent, name).parameters())
+        n_our = sum(p.numel() for p in getattr(ours, name).parameters())
+        record(f"{tag}: {name} parameters ({n_off:,})", n_off, n_our)
     agent.eval(), ours.eval()
     n = 4
     gen = torch.Generator().manual_seed(1)

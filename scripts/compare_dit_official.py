@@ -9,8 +9,9 @@ Usage::
 The reference is imported from ``--official`` (its ``models.py`` and ``diffusion/``); nothing of
 it is copied into worldflux. A small CDiT (depth 2, width 64, 4 heads, context 4, 4 x 8 x 8
 latents, 3-d actions) is built by both codes; the reference's weights are perturbed (its adaLN and
-output layers start at zero, which would hide differences) and loaded into ours through the NWM
-checkpoint loader's key layout, unchanged. Then, with identical inputs and ``torch.manual_seed``
+output layers start at zero, which would hide differences), saved as NWM's ``train.py`` saves a
+checkpoint (``{"model", "ema", "opt", "args", ...}``) and loaded into ours as a user loads a
+released checkpoint, ``create_world_model("dit:ci", weights=path, ...)`` (its EMA weights). Then, with identical inputs and ``torch.manual_seed``
 before each call (both codes draw their noise in the same order):
 
 - one CDiT forward;
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -37,6 +39,19 @@ ROWS: list[tuple[str, float, float]] = []
 def record(name: str, ref: torch.Tensor, ours: torch.Tensor) -> None:
     ref, ours = ref.detach().float(), ours.detach().float().reshape(ref.shape)
     ROWS.append((name, (ref - ours).abs().max().item(), ref.abs().max().item()))
+
+
+def save_nwm_checkpoint(ref: torch.nn.Module, path: Path) -> Path:
+    """Save ``ref`` the way NWM's ``train.py`` saves a checkpoint: ``{"model", "ema", "opt",
+    "args", "epoch", "train_steps"}``, the trained model compiled (``_orig_mod.`` keys) and
+    different from the EMA copy, which is the one NWM evaluates (and ours must load)."""
+    trained = {f"_orig_mod.{k}": v + 1.0 for k, v in ref.state_dict().items()}
+    opt = torch.optim.AdamW(ref.parameters(), lr=8e-5, weight_decay=0)
+    args = argparse.Namespace(config="config/nwm_cdit_xl.yaml", torch_compile=1, ckpt_every=2000)
+    checkpoint = {"model": trained, "ema": ref.state_dict(), "opt": opt.state_dict(),
+                  "args": args, "epoch": 3, "train_steps": 2000}  # fmt: skip
+    torch.save(checkpoint, path)
+    return path
 
 
 def main() -> int:
@@ -63,18 +78,19 @@ def main() -> int:
     with torch.no_grad():
         for p in ref.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    ours = create_world_model(
-        "dit:ci",
-        obs_shape=[c, s, s],
-        action_dim=a,
-        hidden_size=64,
-        depth=2,
-        num_heads=4,
-        ema_decay=0.0,
-        clip_denoised=False,  # NWM samples its latents unclipped
-    ).eval()
-    ours.denoiser.load_state_dict(ref.state_dict(), strict=True)  # the reference's key layout
-    ours.ema.target.load_state_dict(ref.state_dict(), strict=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_nwm_checkpoint(ref, Path(tmp) / "latest.pth.tar")
+        ours = create_world_model(
+            "dit:ci",
+            weights=path,  # loaded as a user loads a released NWM checkpoint (its EMA weights)
+            obs_shape=[c, s, s],
+            action_dim=a,
+            hidden_size=64,
+            depth=2,
+            num_heads=4,
+            ema_decay=0.0,
+            clip_denoised=False,  # NWM samples its latents unclipped
+        ).eval()
 
     x = torch.randn(b, c, s, s)
     ctx = torch.randn(b, k, c, s, s)

@@ -14,9 +14,10 @@ download is disabled (the LPIPS weights are random on both sides, copied from th
 
 The official agent (tokenizer, world model, actor-critic of ``config/*/default.yaml``, 64x64x3
 frames, 4 actions) is built with random weights, perturbed (so that LayerNorm gains, zero biases
-and the small codebook are not trivial), and loaded into ours with
-:func:`worldflux.models.token.weights.official_to_ours` (the checkpoint loader's mapping). Both
-are then fed identical inputs and identical random draws (``torch.manual_seed`` before each call;
+and the small codebook are not trivial), saved the way the official trainer saves it
+(``torch.save(agent.state_dict(), path)``, the layout of the released ``pretrained_models/*.pt``)
+and loaded as a user loads a released agent: ``create_world_model("token:base", weights=path)``
+(the action count read from the file). Both are then fed identical inputs and identical random draws (``torch.manual_seed`` before each call;
 the two codes draw in the same order). Everything runs in eval mode (no dropout). Prints a table of
 max abs differences.
 """
@@ -24,7 +25,9 @@ max abs differences.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import types
 from pathlib import Path
 from typing import Any
@@ -120,11 +123,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--official", required=True, help="root of the eloialonso/iris checkout")
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument(
+        "--dump-keys", help="also write the official state dict's keys and shapes to this JSON"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     # worldflux (and lightning) first: the stand-ins below must not shadow what they probe for
     from worldflux import create_world_model
-    from worldflux.models.token.weights import official_to_ours
 
     create_world_model("token:ci")  # imports the family and lightning
     off = import_official(args.official)
@@ -133,13 +138,18 @@ def main() -> None:
     torch.manual_seed(0)
     agent = build_official(off, 4).eval()
     perturb(agent, gen)
-    ours = create_world_model("token:base", action_dim=4).eval()
+    if args.dump_keys:
+        dump_keys(agent, args.dump_keys)
+    with tempfile.TemporaryDirectory() as tmp:
+        # the reference trainer's file (src/trainer.py: torch.save(agent.state_dict(), ...)),
+        # loaded the way a user loads a released agent; the action count comes from the file
+        path = Path(tmp) / "Breakout.pt"
+        torch.save(agent.state_dict(), path)
+        ours = create_world_model("token:base", weights=path).eval()
     n_off = {k: sum(p.numel() for p in getattr(agent, k).parameters() if p.requires_grad)
              for k in ("tokenizer", "world_model", "actor_critic")}  # fmt: skip
     print("official trainable parameters:", n_off, "ours:", ours.parameter_breakdown())
-    state = {k: v for k, v in agent.state_dict().items()}
-    missing = ours.load_state_dict(official_to_ours(state), strict=False)
-    assert not missing.missing_keys and not missing.unexpected_keys, missing
+    record("actions read from the file", 4, ours.config.action_dim)
     lp = agent.tokenizer.lpips.state_dict()
     from worldflux.nn.lpips import LPIPS
 
@@ -229,6 +239,13 @@ def main() -> None:
     print("\n| quantity | max abs difference | official magnitude |\n|---|---|---|")
     for name, diff, mag in ROWS:
         print(f"| {name} | {diff:.3g} | {mag:.3g} |")
+
+
+def dump_keys(agent: nn.Module, path: str) -> None:
+    """Write the official agent's state-dict keys and shapes (the layout of a released file)."""
+    shapes = {k: list(v.shape) for k, v in agent.state_dict().items()}
+    source = "eloialonso/iris@24326aa Agent(config/*/default.yaml, 64x64x3, 4 actions).state_dict()"
+    Path(path).write_text(json.dumps({"source": source, "shapes": shapes}, indent=0) + "\n")
 
 
 def _official_terms(tok: nn.Module, obs: Tensor) -> dict[str, Tensor]:

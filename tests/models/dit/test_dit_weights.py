@@ -4,6 +4,9 @@ them, reference key layout, ``_orig_mod.`` prefixes) and the SD VAE in diffusers
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from tests.models.dit.helpers import tiny
 from tests.models.dit.test_dit_architecture import reference_layout
 from worldflux.errors import ModelFileError
 
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = {"hidden_size": 24, "depth": 2, "num_heads": 2, "obs_shape": [4, 8, 8], "action_dim": 3}
 
 
@@ -89,3 +93,24 @@ def test_sd_vae_loads_a_diffusers_layout_state_dict(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "partial.pt")
     with pytest.raises(ModelFileError, match="SD VAE weights do not fit: missing keys"):
         load_sd_vae(tmp_path / "partial.pt", config=small)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("WORLDFLUX_NWM_REF"),
+    reason="WORLDFLUX_NWM_REF=<facebookresearch/nwm checkout>",
+)
+def test_same_outputs_as_the_reference_on_its_saved_checkpoint() -> None:
+    """``scripts/compare_dit_official.py``: the reference CDiT, saved as NWM's ``train.py`` saves a
+    checkpoint, loads through ``weights=`` and gives the reference's outputs (exit status 0 when
+    the worst relative difference is below 1e-4). ``WORLDFLUX_NWM_PYTHON``: a Python that imports
+    the checkout (timm), default this one."""
+    python = os.environ.get("WORLDFLUX_NWM_PYTHON", sys.executable)
+    script = ROOT / "scripts" / "compare_dit_official.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [python, str(script), "--official", os.environ["WORLDFLUX_NWM_REF"]],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "worst relative difference" in run.stdout

@@ -31,11 +31,12 @@ from worldflux.models.diffusion import frames as fr
 from worldflux.models.diffusion.agent import lambda_returns
 from worldflux.models.diffusion.config import DiffusionConfig
 from worldflux.models.diffusion.denoiser import SamplerSettings, sample_next
+from worldflux.models.diffusion.weights import ReleasedWeights
 
 State = dict[str, Tensor]
 
 
-class Diffusion(WorldModel):
+class Diffusion(ReleasedWeights, WorldModel):
     """DIAMOND: ``denoiser``, ``rew_end_model`` and ``actor_critic`` (component slots).
 
     A world-model state is the conditioning window ``{"frames": (B, N, C, S, S) in [-1, 1],

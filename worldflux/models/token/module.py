@@ -41,6 +41,7 @@ from worldflux.errors import ShapeError
 from worldflux.models.token.actor_critic import lambda_returns
 from worldflux.models.token.config import TokenConfig
 from worldflux.models.token.imagination import TokenEnv, imagine
+from worldflux.models.token.weights import ReleasedWeights
 from worldflux.nn.layers import count_parameters
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 TRAIN_EPSILON, EVAL_TEMPERATURE = 0.01, 0.5
 
 
-class Token(WorldModel):
+class Token(ReleasedWeights, WorldModel):
     """IRIS (see the module docstring). Parts: ``tokenizer``, ``world_model``, ``actor_critic``."""
 
     config: TokenConfig
@@ -136,8 +137,10 @@ class Token(WorldModel):
         self.__dict__["_lpips_state"] = False if net is None else net
 
     def load_official(self, path: str, parts: tuple[str, ...] | None = None) -> None:
-        """Load a released IRIS agent (``pretrained_models/<Game>.pt`` of the Hugging Face repo
-        ``eloialonso/iris``) or any state dict in the reference's layout; see ``weights.py``."""
+        """Load some ``parts`` of a released IRIS agent (``pretrained_models/<Game>.pt`` of the
+        Hugging Face repo ``eloialonso/iris``) or any state dict in the reference's layout, into
+        this model as built; ``create_world_model(..., weights=path)`` loads every part and reads
+        the action count from the file. See ``weights.py``."""
         from worldflux.models.token.weights import load_official
 
         load_official(self, path, parts)

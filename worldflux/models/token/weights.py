@@ -2,10 +2,17 @@
 ``pretrained_models/<Game>.pt``) and any state dict in the reference's layout.
 
 Reference: eloialonso/iris @ 24326aa, ``src/agent.py`` (``Agent.load``: one state dict whose keys
-start with ``tokenizer.``, ``world_model.`` or ``actor_critic.``). The file is read with
-``torch.load(weights_only=True)``; nothing in it runs. The reference's buffers that we compute
-instead (attention masks, the heads' index tables) and its LPIPS copy are skipped; every other
-key must map onto one of ours with the same shape, else :class:`ModelFileError` names the keys.
+start with ``tokenizer.``, ``world_model.`` or ``actor_critic.``; ``src/trainer.py`` saves it with
+``torch.save(agent.state_dict(), ...)``). The file is read with ``torch.load(weights_only=True)``
+(:func:`worldflux.weights.read_state_dict`); nothing in it runs. The reference's buffers that we
+compute instead (attention masks, the heads' index tables) and its LPIPS copy are skipped; every
+other key must map onto one of ours with the same shape, else :class:`ModelFileError` names the
+keys.
+
+Two ways in: ``create_world_model("token:base", weights=path)`` (also ``model.weights=`` and
+``python -m worldflux.eval checkpoint=path model=token/base``), through :class:`ReleasedWeights`'s
+hooks, which read the action count from the file; or ``Token.load_official(path, parts)`` for some
+parts only (the reference's ``load_tokenizer`` etc. switches).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ _RULES: tuple[tuple[str, str | None], ...] = (
     (r"^world_model\.head_ends\.head_module\.", "world_model.head_end."),
 )
 _SHOWN = 5
+#: reference keys that give the action count (the action embedding's rows, the policy's outputs)
+ACTION_KEYS = ("world_model.embedder.embedding_tables.0.weight", "actor_critic.actor_linear.weight")
 
 
 def _map_key(key: str) -> str | None:
@@ -54,6 +63,41 @@ def official_to_ours(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         if new is not None:
             out[new] = value
     return out
+
+
+def is_official(state: Mapping[str, Any]) -> bool:
+    """Whether ``state`` is in the reference's layout (its GPT lives under ``transformer.``)."""
+    return any(k.startswith(("world_model.transformer.", "actor_critic.conv1.")) for k in state)
+
+
+def official_overrides(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The action count stored in a reference state dict as a config override (``{}`` for
+    other layouts). Raises ValueError when the two places that store it disagree."""
+    if not is_official(state):
+        return {}
+    counts = {k: int(state[k].shape[0]) for k in ACTION_KEYS if isinstance(state.get(k), Tensor)}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"the action counts stored in the file disagree: {counts}")
+    return {"action_dim": next(iter(counts.values()))} if counts else {}
+
+
+class ReleasedWeights:
+    """The :mod:`worldflux.weights` hooks of :class:`~worldflux.models.token.module.Token`."""
+
+    @classmethod
+    def reference_overrides(cls, state: Mapping[str, Tensor]) -> dict[str, Any]:
+        """The action count stored in a released IRIS agent (see :func:`official_overrides`)."""
+        return official_overrides(state)
+
+    @classmethod
+    def from_reference_state(cls, state: Mapping[str, Tensor], config: Any) -> dict[str, Tensor]:
+        """Our state dict for a reference ``Agent`` state dict (see :func:`official_to_ours`)."""
+        if not is_official(state):
+            raise KeyError(
+                "neither worldflux's token keys nor eloialonso/iris's Agent keys "
+                f"(first key: {next(iter(state), None)!r})"
+            )
+        return official_to_ours(state)
 
 
 def ours_to_official(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -80,17 +124,10 @@ def ours_to_official(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def read_official(path: str | Path) -> dict[str, Tensor]:
-    """Read a reference checkpoint (``torch.load(weights_only=True)``) as a flat state dict."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ModelFileError(p, "IRIS checkpoint is missing or not a regular file")
-    try:
-        state: Any = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several types for unreadable files
-        raise ModelFileError(p, f"cannot read the IRIS checkpoint ({err})") from None
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ModelFileError(p, "an IRIS checkpoint must be a flat state dict of tensors")
-    return dict(state)
+    """Read a reference checkpoint (weights-only, or safetensors) as a flat state dict."""
+    from worldflux.weights import read_state_dict
+
+    return read_state_dict(path)
 
 
 def load_official(
