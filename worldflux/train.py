@@ -69,7 +69,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     spec = setup.data_spec(cfg)
     model = setup.build_model(cfg, spec)
     datamodule = setup.build_datamodule(cfg, model, spec, run_dir)
-    trainer = setup.build_trainer(cfg, run_dir)
+    trainer = setup.build_trainer(cfg, run_dir, model)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("compile"):

@@ -330,15 +330,19 @@ class OpenLoopVideo(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
+        from worldflux.training.strategy import full_parameters
+
         dm = _datamodule(trainer)
-        if dm is None or not trainer.is_global_zero or self.every <= 0 or dm.updates % self.every:
+        if dm is None or self.every <= 0 or dm.updates % self.every:
             return
         if not all(pl_module.supports(op) for op in ("observe", "rollout", "decode")):
             return
         ok, key = self._image_key(dm.replay.spec)
         if not ok or not dm.replay.can_sample(self.length):
             return
-        self.write(trainer, pl_module, dm, key)
+        with full_parameters(pl_module):  # every rank gathers under FSDP (same counters)
+            if trainer.is_global_zero:
+                self.write(trainer, pl_module, dm, key)
 
     def write(self, trainer: L.Trainer, pl_module: Any, dm: Any, key: str | None) -> Path:
         """Render and save one video; return its path (MP4 with the video extra, else GIF)."""

@@ -26,6 +26,7 @@ extra steps in front, announced by the batch's ``burn_in`` entry); a phase decla
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_convert
 from worldflux.core.phases import Schedule
 from worldflux.data.replay import Replay
 from worldflux.envs.base import EnvSpec
+from worldflux.training.strategy import full_parameters
 from worldflux.errors import ConfigError
 from worldflux.training.collector import Collector
 
@@ -244,10 +246,12 @@ class OnlineDataModule(_ReplayData):
             self.train_start = c.env_steps
         need = self.train_start + math.ceil(self.replayed_steps(self.issued) / self.train_ratio)
         policy = self._policy()
-        while c.env_steps < need:
-            if c.env_steps >= self.env_steps:
-                return None
-            c.step(policy)
+        # every rank reaches this point with the same counts, so FSDP's gather lines up
+        with full_parameters(policy) if c.env_steps < need else contextlib.nullcontext():
+            while c.env_steps < need:
+                if c.env_steps >= self.env_steps:
+                    return None
+                c.step(policy)
         if c.env_steps >= self.env_steps:
             return None
         self.issued += 1
