@@ -265,14 +265,22 @@ class PeriodicCheckpoint(L.Callback):
             return
         keep = self.dirpath / f"update-{updates:09d}.ckpt"
         tmp = keep.with_name(f".{keep.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(self.last, tmp)
-        except OSError:
-            shutil.copyfile(self.last, tmp)
+        if self.last.is_dir():  # a sharded (FSDP) checkpoint: a directory of shards
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(self.last, tmp)
+            shutil.rmtree(keep, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(self.last, tmp)
+            except OSError:
+                shutil.copyfile(self.last, tmp)
         os.replace(tmp, keep)
         for old in sorted(self.dirpath.glob("update-*.ckpt"))[: -self.keep_last]:
-            old.unlink(missing_ok=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
 
 
 def _positive(value: Any, name: str, kind: type) -> Any:

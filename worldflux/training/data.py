@@ -39,9 +39,9 @@ from torch.utils.data import DataLoader, IterableDataset, default_convert
 from worldflux.core.phases import Schedule
 from worldflux.data.replay import Replay
 from worldflux.envs.base import EnvSpec
-from worldflux.training.strategy import full_parameters
 from worldflux.errors import ConfigError
 from worldflux.training.collector import Collector
+from worldflux.training.strategy import full_parameters
 
 #: Seed offset between ranks, so each rank's environments differ.
 RANK_SEED_STRIDE = 10_000

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ContextManager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch.plugins.precision import FSDPPrecision
@@ -37,6 +39,8 @@ FSDP_OPTIONS: dict[str, Any] = {
     "activation_checkpointing": False,  # recompute the wrap units' activations in backward
     "cpu_offload": False,  # keep parameters and gradients in host memory between uses
 }
+#: Key of the per-rank optimiser states in a full FSDP checkpoint's ``optimizer_states``.
+RANK_STATES = "worldflux_rank_states"
 SHARDING = {"full": "FULL_SHARD", "grad_op": "SHARD_GRAD_OP", "hybrid": "HYBRID_SHARD",
             "none": "NO_SHARD"}  # fmt: skip
 STATE_DICT = ("full", "sharded")
@@ -80,22 +84,26 @@ def fsdp_options(node: Mapping[str, Any] | None) -> dict[str, Any]:
 def wrap_classes(model: nn.Module, names: Any = "auto") -> set[type[nn.Module]]:
     """The module classes of ``model`` named as wrap units (``auto``: ``model.fsdp_wrap_units``).
 
+    A family's declared units that the chosen components do not contain are skipped (a preset
+    may swap a block out); names given in ``trainer.fsdp.wrap`` must each match.
+
     Raises:
-        ConfigError: a name that matches no module of ``model`` (a typo, or a unit the chosen
-            components do not have), listing the class names the model has.
+        ConfigError: a ``trainer.fsdp.wrap`` name that matches no module of ``model``, listing
+            the closest class names the model has.
     """
-    if names == "auto":
+    declared = names == "auto"
+    if declared:
         names = tuple(getattr(model, "fsdp_wrap_units", ()))
     present = {type(m).__name__: type(m) for m in model.modules() if m is not model}
     classes = set()
     for name in names:
-        if name not in present:
+        if name in present:
+            classes.add(present[name])
+        elif not declared:
             raise ConfigError(
-                f"FSDP wrap unit {name!r} (trainer.fsdp.wrap or {type(model).__name__}."
-                f"fsdp_wrap_units) is not a module of {type(model).__name__}."
-                f"{suggest(name, sorted(present))}"
+                f"trainer.fsdp.wrap names {name!r}, which is not a module class of "
+                f"{type(model).__name__}.{suggest(name, sorted(present))}"
             )
-        classes.add(present[name])
     return classes
 
 
@@ -145,7 +153,7 @@ class WorldModelFSDP(FSDPStrategy):
         for param in model.parameters():
             # FSDP flattens parameters; weight-decay grouping needs their true rank
             param.unsharded_dim = param.dim()  # type: ignore[attr-defined]
-        self.kwargs["auto_wrap_policy"] = wrap_policy(model, self.wrap_classes)
+        self.kwargs["auto_wrap_policy"] = wrap_policy(self.wrap_classes)
         if self.root_device.type != "cpu":
             wrapped = super()._setup_model(model)
         else:
@@ -160,46 +168,107 @@ class WorldModelFSDP(FSDPStrategy):
                 **self.kwargs,
             )
             _setup_activation_checkpointing(wrapped, self._activation_checkpointing_kwargs)
-        if getattr(model, "schedule", None):
-            model.sharding = ShardedPhases(wrapped, model, self.sharding_strategy.name)
+        model.sharding = ShardedPhases(wrapped, model, self.sharding_strategy.name)
         return wrapped
 
+    # -------------------------------------------------------------- checkpoints
     # torch's FSDP frees the gathered tensors that ``offload_to_cpu`` "copied" to the CPU when
     # they already were there, and the state dict then reads freed memory (a segfault on the
-    # ranks other than 0); on CPU the full-state-dict context must not offload.
+    # ranks other than 0): offload only from an accelerator.
     def lightning_module_state_dict(self) -> dict[str, Any]:
-        with self._cpu_safe_state_dicts():
+        if self._state_dict_type == "sharded":
             return super().lightning_module_state_dict()
+        assert self.model is not None
+        with full_state_dict_context(self.model, offload=self.root_device.type != "cpu"):
+            return self.model.state_dict()
 
     def optimizer_state(self, optimizer: Any) -> dict[str, Any]:
-        with self._cpu_safe_state_dicts():
-            return super().optimizer_state(optimizer)
+        """This rank's optimiser state (sharded), gathered onto rank 0 for a full checkpoint.
+
+        FSDP's own optimiser-state API needs every trainable parameter of a flat parameter in the
+        optimiser, while the phases give each part of the model its own optimiser; the states are
+        therefore saved per rank, and a resume needs the same number of ranks.
+        """
+        import torch.distributed as dist
+
+        local = getattr(optimizer, "_optimizer", optimizer).state_dict()
+        if self._state_dict_type == "sharded":
+            return local  # each rank writes its own file next to the shards
+        gathered: list[Any] | None = [None] * self.world_size if self.global_rank == 0 else None
+        dist.gather_object(local, gathered, dst=0)
+        return {RANK_STATES: gathered}
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], filepath: Any, storage_options: Any | None = None
+    ) -> None:
+        if self._state_dict_type != "sharded":
+            return super().save_checkpoint(checkpoint, filepath, storage_options)
+        local = checkpoint.pop("optimizer_states", [])
+        super().save_checkpoint(checkpoint, filepath, storage_options)
+        path = Path(self.broadcast(filepath))
+        rank_file = path / f"optimizer-rank{self.global_rank}.pt"
+        torch.save({"world_size": self.world_size, "states": local}, rank_file)
+        self.barrier("worldflux_sharded_save")  # the checkpoint is complete on every rank
 
     def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> Any:
-        with self._cpu_safe_state_dicts():
-            return super().load_checkpoint(checkpoint_path, weights_only)
+        from lightning.fabric.strategies.fsdp import (
+            _distributed_checkpoint_load,
+            _get_sharded_state_dict_context,
+        )
+        from lightning.fabric.utilities.load import _lazy_load, _materialize_tensors
 
-    @contextlib.contextmanager
-    def _cpu_safe_state_dicts(self) -> Iterator[None]:
-        import lightning.fabric.strategies.fsdp as fabric_fsdp
-        import lightning.pytorch.strategies.fsdp as pytorch_fsdp
+        from worldflux.training.checkpoint import SHARDED_METADATA
 
-        if self.root_device.type != "cpu":
-            yield
-            return
-        modules = (fabric_fsdp, pytorch_fsdp)
-        saved = [m._get_full_state_dict_context for m in modules]
-        for m in modules:
-            m._get_full_state_dict_context = full_state_dict_context
-        try:
-            yield
-        finally:
-            for m, fn in zip(modules, saved):
-                m._get_full_state_dict_context = fn
+        path = Path(self.broadcast(checkpoint_path))
+        assert self.model is not None and self.lightning_module is not None
+        strict = self.lightning_module.strict_loading
+        fitting = self.lightning_module.trainer.state.fn == "fit"
+        if path.is_dir():
+            with _get_sharded_state_dict_context(self.model):
+                state = {"model": self.model.state_dict()}
+                _distributed_checkpoint_load(state, path)
+                self.model.load_state_dict(state["model"], strict=strict)
+            checkpoint = torch.load(path / SHARDED_METADATA, weights_only=weights_only)
+            if fitting and self.optimizers:
+                saved = torch.load(path / f"optimizer-rank{self.global_rank}.pt", weights_only=True)
+                self._load_local_optimizers(saved["states"], saved["world_size"], path)
+            return checkpoint
+        checkpoint = _lazy_load(path)
+        state = _materialize_tensors(checkpoint.pop("state_dict"))
+        with full_state_dict_context(self.model, rank0_only=False):
+            self.model.load_state_dict(state, strict=strict)
+        checkpoint = _materialize_tensors(checkpoint)
+        saved = checkpoint.get("optimizer_states")
+        if fitting and self.optimizers and saved:
+            ranks = [s.get(RANK_STATES) if isinstance(s, dict) else None for s in saved]
+            if any(r is None for r in ranks):
+                raise ConfigError(
+                    f"checkpoint {path} holds optimiser states that were not saved per rank by "
+                    "trainer=fsdp; resume it with the strategy that wrote it"
+                )
+            size = len(ranks[0])
+            local = [r[self.global_rank] if self.global_rank < len(r) else None for r in ranks]
+            self._load_local_optimizers(local, size, path)
+        return checkpoint
+
+    def _load_local_optimizers(self, states: list[Any], world_size: int, path: Path) -> None:
+        if world_size != self.world_size:
+            raise ConfigError(
+                f"checkpoint {path} was written by {world_size} FSDP ranks and its optimiser "
+                f"states are sharded for them; resume it with {world_size} ranks "
+                f"(trainer.devices x trainer.num_nodes), not {self.world_size}"
+            )
+        if len(states) != len(self.optimizers):
+            raise ConfigError(
+                f"checkpoint {path} holds {len(states)} optimiser states, the model has "
+                f"{len(self.optimizers)} (one per phase)"
+            )
+        for optimizer, state in zip(self.optimizers, states):
+            optimizer.load_state_dict(state)
 
     def training_step(self, *args: Any, **kwargs: Any) -> Any:
         module = self.lightning_module
-        if getattr(module, "sharding", None) is None:
+        if not getattr(module, "schedule", None):  # a family's own training_step: one forward
             return super().training_step(*args, **kwargs)
         with self.precision_plugin.train_step_context():
             return module.training_step(*args, **kwargs)
@@ -266,17 +335,11 @@ class ShardedPhases:
         return sharded_grad_norm(grads, self.group, self.module.device)
 
 
-def wrap_policy(model: nn.Module, classes: frozenset[type[nn.Module]]) -> Any:
-    """FSDP's wrap policy: the family's unit classes and each top-level part of ``model``.
+def wrap_policy(classes: frozenset[type[nn.Module]]) -> Any:
+    """FSDP's wrap policy: one unit per instance of the family's unit classes (``None``: none)."""
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-    The top-level parts (encoder, dynamics, heads, ...) are what the phases' optimisers own;
-    FSDP saves an optimiser's state per flat parameter, so no flat parameter may mix the
-    parameters of two optimisers, which wrapping every part on its own guarantees.
-    """
-    from torch.distributed.fsdp.wrap import CustomPolicy
-
-    parts = {id(m) for m in model.children() if any(True for _ in m.parameters())}
-    return CustomPolicy(lambda m: id(m) in parts or type(m) in classes)
+    return ModuleWrapPolicy(set(classes)) if classes else None
 
 
 def full_state_dict_context(

@@ -43,6 +43,7 @@ class DreamerV3(DreamerV3Planning, WorldModel):
     slow_count: Tensor
     config_class = DreamerV3Config
     capabilities = frozenset(OPERATIONS)
+    fsdp_wrap_units = ("SimpleEncoder", "SimpleDecoder")  # entered through forward only
     component_slots = (
         "encoder",
         "dynamics",
