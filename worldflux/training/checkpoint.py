@@ -110,7 +110,7 @@ def consolidate(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     source = Path(checkpoint)
     if not (source.is_dir() and (source / SHARDED_METADATA).is_file()):
         raise ModelFileError(
-            f"{source} is not a sharded checkpoint directory (no {SHARDED_METADATA} in it)"
+            source, f"not a sharded checkpoint directory (no {SHARDED_METADATA} in it)"
         )
     state = _load_distributed_checkpoint(source)  # shards and meta.pt, weights only
     state["state_dict"] = state.pop("model")

@@ -26,7 +26,6 @@ extra steps in front, announced by the batch's ``burn_in`` entry); a phase decla
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -233,6 +232,12 @@ class OnlineDataModule(_ReplayData):
 
     def next_ticket(self) -> Ticket | None:
         """Collect up to the train-ratio schedule of the next update (``None``: budget spent)."""
+        # Under FSDP the policy needs its parameters gathered, a collective: every rank gathers
+        # exactly once per ticket, since the ranks' prefill can end at different steps.
+        with full_parameters(self._policy()):
+            return self._next_ticket()
+
+    def _next_ticket(self) -> Ticket | None:
         c = self.collector
         assert c is not None, "setup() was not called"
         if self._limit_reached():
@@ -246,12 +251,10 @@ class OnlineDataModule(_ReplayData):
             self.train_start = c.env_steps
         need = self.train_start + math.ceil(self.replayed_steps(self.issued) / self.train_ratio)
         policy = self._policy()
-        # every rank reaches this point with the same counts, so FSDP's gather lines up
-        with full_parameters(policy) if c.env_steps < need else contextlib.nullcontext():
-            while c.env_steps < need:
-                if c.env_steps >= self.env_steps:
-                    return None
-                c.step(policy)
+        while c.env_steps < need:
+            if c.env_steps >= self.env_steps:
+                return None
+            c.step(policy)
         if c.env_steps >= self.env_steps:
             return None
         self.issued += 1
