@@ -97,6 +97,13 @@ def test_build_fsdp_makes_a_strategy_lightning_runs_on_cpu() -> None:
     assert trainer.strategy is strategy
 
 
+def test_activation_checkpointing_needs_wrap_units() -> None:
+    model = _tiny("tdmpc2:ci")
+    options = fsdp_options({"wrap": [], "activation_checkpointing": True})
+    with pytest.raises(ConfigError, match=r"activation_checkpointing=true .* TDMPC2 has none"):
+        build_fsdp(options, model)
+
+
 def test_train_builds_the_fsdp_strategy_from_the_trainer_config(
     compose_train: Any, tmp_path: Path
 ) -> None:

@@ -110,6 +110,12 @@ def wrap_classes(model: nn.Module, names: Any = "auto") -> set[type[nn.Module]]:
 def build_fsdp(options: Mapping[str, Any], model: nn.Module) -> Any:
     """A :class:`WorldModelFSDP` strategy for ``model`` from validated ``trainer.fsdp`` options."""
     classes = wrap_classes(model, options["wrap"])
+    if options["activation_checkpointing"] and not classes:
+        raise ConfigError(
+            f"trainer.fsdp.activation_checkpointing=true recomputes the wrap units, and "
+            f"{type(model).__name__} has none (its fsdp_wrap_units: "
+            f"{list(getattr(model, 'fsdp_wrap_units', ()))}); name some in trainer.fsdp.wrap"
+        )
     return WorldModelFSDP(
         wrap=classes,
         sharding_strategy=SHARDING[options["sharding"]],
