@@ -276,8 +276,16 @@ class WorldModelFSDP(FSDPStrategy):
         module = self.lightning_module
         if not getattr(module, "schedule", None):  # a family's own training_step: one forward
             return super().training_step(*args, **kwargs)
-        with self.precision_plugin.train_step_context():
+        with self.precision_plugin.train_step_context(), self._cpu_autocast():
             return module.training_step(*args, **kwargs)
+
+    def _cpu_autocast(self) -> ContextManager[Any]:
+        # Lightning's FSDP mixed precision autocasts on CUDA only; on CPU the inputs must be cast
+        # to the units' bf16/fp16 parameters as well.
+        dtype = getattr(self.mixed_precision_config, "param_dtype", None)
+        if self.root_device.type != "cpu" or dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=dtype)
 
 
 class _TicketPrecision(FSDPPrecision):
@@ -377,7 +385,13 @@ def full_parameters(model: Any) -> ContextManager[None]:
         return contextlib.nullcontext()
     from torch.distributed.fsdp import FullyShardedDataParallel
 
-    return FullyShardedDataParallel.summon_full_params(shard.root, writeback=False)
+    stack = contextlib.ExitStack()
+    stack.enter_context(FullyShardedDataParallel.summon_full_params(shard.root, writeback=False))
+    dtype = getattr(getattr(shard.root, "mixed_precision", None), "param_dtype", None)
+    if dtype is not None:
+        # the wrap units still compute in FSDP's low precision; the rest must cast to match
+        stack.enter_context(torch.autocast(shard.module.device.type, dtype=dtype))
+    return stack
 
 
 def sharded_grad_norm(
