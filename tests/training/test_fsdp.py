@@ -81,6 +81,41 @@ def test_every_family_declares_wrap_units_a_tuple_of_class_names() -> None:
             assert isinstance(units, tuple) and all(isinstance(u, str) and u for u in units), cls
 
 
+def _public_methods(cls: type) -> set[str]:
+    return {
+        name for name, value in vars(cls).items()
+        if callable(value) and not name.startswith("_") and name != "forward"
+    }  # fmt: skip
+
+
+def test_every_declared_unit_is_entered_through_forward_only() -> None:
+    # FSDP gathers a unit's parameters in its forward hook; a public method called from outside
+    # (a decoder's ``losses``, the RSSM's ``img_step``) would see this rank's shard.
+    import importlib
+    import inspect
+    import pkgutil
+
+    import worldflux.nn
+
+    for family in FAMILIES:
+        package = importlib.import_module(f"worldflux.models.{family}")
+        found: dict[str, list[type]] = {}
+        for pkg in (package, worldflux.nn):
+            for info in pkgutil.iter_modules(pkg.__path__):
+                module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+                for name, cls in inspect.getmembers(module, inspect.isclass):
+                    if issubclass(cls, nn.Module) and cls.__module__ == module.__name__:
+                        found.setdefault(name, []).append(cls)
+        model_module = importlib.import_module(f"worldflux.models.{family}.module")
+        for model_cls in vars(model_module).values():
+            for unit in (
+                getattr(model_cls, "fsdp_wrap_units", ()) if isinstance(model_cls, type) else ()
+            ):
+                assert unit in found, f"{family}: wrap unit {unit!r} is no module class"
+                for cls in found[unit]:
+                    assert not _public_methods(cls), (family, unit, _public_methods(cls))
+
+
 def test_build_fsdp_makes_a_strategy_lightning_runs_on_cpu() -> None:
     import lightning as L
 
