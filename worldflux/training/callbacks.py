@@ -338,7 +338,7 @@ class OpenLoopVideo(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        from worldflux.training.strategy import full_parameters
+        from worldflux.training.strategy import whole_model
 
         dm = _datamodule(trainer)
         if dm is None or self.every <= 0 or dm.updates % self.every:
@@ -348,9 +348,10 @@ class OpenLoopVideo(L.Callback):
         ok, key = self._image_key(dm.replay.spec)
         if not ok or not dm.replay.can_sample(self.length):
             return
-        with full_parameters(pl_module):  # every rank gathers under FSDP (same counters)
-            if trainer.is_global_zero:
-                self.write(trainer, pl_module, dm, key)
+        if getattr(pl_module, "sharding", None) is not None:
+            pl_module = whole_model(pl_module)  # FSDP: every rank gathers (same counters)
+        if trainer.is_global_zero:
+            self.write(trainer, pl_module, dm, key)
 
     def write(self, trainer: L.Trainer, pl_module: Any, dm: Any, key: str | None) -> Path:
         """Render and save one video; return its path (MP4 with the video extra, else GIF)."""

@@ -76,20 +76,13 @@ def export_model(trainer: Any, model: Any, path: Path) -> Path | None:
     (a collective), loaded into a plain copy of the model built on the ``meta`` device, and that
     copy is saved, so the export loads in one process like any other.
     """
-    shard = getattr(model, "sharding", None)
-    if shard is None:
-        if not trainer.is_global_zero:
-            return None
-        return model.save_pretrained(path, model_id=model.model_id)
-    from worldflux.training.strategy import full_state_dict_context
+    from worldflux.training.strategy import whole_model
 
-    with full_state_dict_context(shard.root, rank0_only=True):
-        state = shard.root.state_dict()
-    if not trainer.is_global_zero:
+    if getattr(model, "sharding", None) is None and not trainer.is_global_zero:
         return None
-    with torch.device("meta"):
-        plain = type(model)(model.hparams["config"])
-    plain.load_state_dict(state, strict=True, assign=True)
+    plain = whole_model(model)
+    if plain is None or not trainer.is_global_zero:
+        return None
     return plain.save_pretrained(path, model_id=model.model_id)
 
 

@@ -152,6 +152,18 @@ class WorldModelFSDP(FSDPStrategy):
             plugin = _TicketPrecision(plugin.precision, plugin.scaler)
         FSDPStrategy.precision_plugin.fset(self, plugin)  # type: ignore[attr-defined]
 
+    @property
+    def mixed_precision_config(self) -> Any:
+        """Lightning's ``MixedPrecision`` for ``trainer.precision``, with buffers kept in fp32.
+
+        Buffers hold running statistics (return percentiles, EMA scales) that the families
+        update in place with fp32 values; casting them to bf16 breaks those updates.
+        """
+        config = super().mixed_precision_config
+        if config is None or config.buffer_dtype is None:
+            return config
+        return dataclasses.replace(config, buffer_dtype=None)
+
     def _setup_model(self, model: nn.Module) -> nn.Module:
         from lightning.fabric.strategies.fsdp import _setup_activation_checkpointing
         from torch.distributed.fsdp import FullyShardedDataParallel
@@ -372,6 +384,31 @@ def full_state_dict_context(
             offload_to_cpu=offload, rank0_only=rank0_only
         ),
     )
+
+
+def whole_model(model: Any) -> Any:
+    """``model`` itself, or under FSDP a plain (unsharded, full-precision) copy on rank 0.
+
+    Every rank must call it under FSDP: the whole state dict is gathered onto rank 0 (a
+    collective) and loaded into a copy built on the ``meta`` device; the other ranks get
+    ``None``. Rank 0 alone can then evaluate, render or save the copy, with no collective that
+    the other ranks would have to join (FSDP's mixed precision gathers inside every unit's
+    forward, even with the parameters summoned).
+    """
+    shard = getattr(model, "sharding", None)
+    if shard is None:
+        return model
+    import torch.distributed as dist
+
+    with full_state_dict_context(shard.root, rank0_only=True):
+        state = shard.root.state_dict()
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return None
+    with torch.device("meta"):
+        plain = type(model)(model.hparams["config"])
+    plain.load_state_dict(state, strict=True, assign=True)
+    plain.model_id = getattr(model, "model_id", None)
+    return plain.to(model.device).train(model.training)
 
 
 def full_parameters(model: Any) -> ContextManager[None]:
