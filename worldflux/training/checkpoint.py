@@ -73,7 +73,7 @@ def export_model(trainer: Any, model: Any, path: Path) -> Path | None:
     """``save_pretrained`` into ``path`` on rank 0; returns the path there, ``None`` elsewhere.
 
     Every rank must call it: under FSDP the whole state dict is first gathered onto rank 0
-    (a collective), loaded into a plain copy of the model built on the ``meta`` device, and that
+    (a collective), loaded into a plain copy of the model on rank 0, and that
     copy is saved, so the export loads in one process like any other.
     """
     from worldflux.training.strategy import whole_model

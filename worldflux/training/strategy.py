@@ -390,8 +390,7 @@ def whole_model(model: Any) -> Any:
     """``model`` itself, or under FSDP a plain (unsharded, full-precision) copy on rank 0.
 
     Every rank must call it under FSDP: the whole state dict is gathered onto rank 0 (a
-    collective) and loaded into a copy built on the ``meta`` device; the other ranks get
-    ``None``. Rank 0 alone can then evaluate, render or save the copy, with no collective that
+    collective) and loaded into a copy built there; the other ranks get ``None``. Rank 0 alone can then evaluate, render or save the copy, with no collective that
     the other ranks would have to join (FSDP's mixed precision gathers inside every unit's
     forward, even with the parameters summoned).
     """
@@ -404,11 +403,12 @@ def whole_model(model: Any) -> Any:
         state = shard.root.state_dict()
     if dist.is_initialized() and dist.get_rank() != 0:
         return None
-    with torch.device("meta"):
+    # built where the model runs (not on ``meta``): non-persistent buffers need their values
+    with torch.device(model.device):
         plain = type(model)(model.hparams["config"])
-    plain.load_state_dict(state, strict=True, assign=True)
+    plain.load_state_dict(state, strict=True)
     plain.model_id = getattr(model, "model_id", None)
-    return plain.to(model.device).train(model.training)
+    return plain.train(model.training)
 
 
 def full_parameters(model: Any) -> ContextManager[None]:
