@@ -53,7 +53,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
     from worldflux.training import loggers, setup
-    from worldflux.training.checkpoint import resume_path
+    from worldflux.training.checkpoint import export_model, resume_path
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     # EMA targets (TD-MPC2's target Qs) stay in eval mode on purpose; Lightning warns about them.
@@ -69,7 +69,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     spec = setup.data_spec(cfg)
     model = setup.build_model(cfg, spec)
     datamodule = setup.build_datamodule(cfg, model, spec, run_dir)
-    trainer = setup.build_trainer(cfg, run_dir)
+    trainer = setup.build_trainer(cfg, run_dir, model)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("compile"):
@@ -90,10 +90,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"trained {updates} updates ({updates - resumed} in this session){steps}{score}{evals}"
         )
         loggers.log_final(trainer.loggers, OmegaConf.to_container(cfg, resolve=True), metrics)
-    if trainer.is_global_zero and cfg.get("export", True):
-        export = model.save_pretrained(run_dir / "export", model_id=model.model_id)
-        metrics["export"] = str(export)  # type: ignore[assignment]
-        print(f"exported {model.model_id or type(model).__name__} to {export}")
+    if cfg.get("export", True):
+        export = export_model(trainer, model, run_dir / "export")  # every rank: FSDP gathers
+        if export is not None:
+            metrics["export"] = str(export)  # type: ignore[assignment]
+            print(f"exported {model.model_id or type(model).__name__} to {export}")
     return metrics
 
 

@@ -93,6 +93,10 @@ class WorldModel(PhaseTraining, L.LightningModule):
     config_class: ClassVar[type[WorldModelConfig]] = WorldModelConfig
     capabilities: ClassVar[frozenset[str]] = frozenset()
     component_slots: ClassVar[tuple[str, ...]] = ()
+    #: Class names of the blocks that ``trainer=fsdp`` shards as one unit each (and recomputes
+    #: with activation checkpointing): blocks entered only through ``forward`` and owned by one
+    #: phase's modules. Empty: the whole model is one unit (sharded, but gathered at once).
+    fsdp_wrap_units: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any] | WorldModelConfig) -> None:
         super().__init__()

@@ -175,20 +175,27 @@ class PhaseTraining:
                 )
             opt = optimizers[index]
             self.zero_grad(set_to_none=True)  # type: ignore[attr-defined]
-            out = loss_fn(phase.name, batch, outputs)
+            shard = self.sharding
+            if shard is None:
+                out = loss_fn(phase.name, batch, outputs)
+            else:
+                out = shard.run_loss(loss_fn, phase.name, batch, outputs)
             self._phase_backward(out.total)
             params = self.phase_parameters(phase)
             norm = None
             if phase.clip_grad_norm is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, phase.clip_grad_norm)
+                norm = self._clip_gradients(params, phase.clip_grad_norm)
             elif log:
-                norm = _grad_norm(params)
+                norm = _grad_norm(params) if shard is None else shard.grad_norm(params)
             self._apply_warmup(phase, opt)
             _step(opt, count=not stepped)
             stepped = True
             opt.zero_grad(set_to_none=True)
             self.phase_steps[phase.name] += 1
-            self.after_phase(phase.name)
+            if shard is None:
+                self.after_phase(phase.name)
+            else:
+                shard.run_after_phase(self.after_phase, phase.name)
             outputs[phase.name] = out
             metrics.update({f"loss/{k}": v.detach() for k, v in out.components.items()})
             metrics.update({k: v.detach() for k, v in out.metrics.items()})
@@ -257,6 +264,21 @@ class PhaseTraining:
             self.phase_steps.update({k: int(v) for k, v in state["steps"].items()})
 
     # ------------------------------------------------------------------ helpers
+    #: Set by a sharding strategy (:class:`worldflux.training.strategy.ShardedPhases` under
+    #: FSDP): runs each phase's loss and ``after_phase`` with the parameters gathered and
+    #: computes gradient norms over the ranks' shards. ``None``: parameters are whole.
+    sharding: Any = None
+
+    def _clip_gradients(self, params: Sequence[Tensor], max_norm: float) -> Tensor:
+        if self.sharding is None:
+            return torch.nn.utils.clip_grad_norm_(params, max_norm)
+        norm = self.sharding.grad_norm(params)  # of the whole gradient, as unsharded clipping
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+            torch._foreach_mul_(grads, scale.to(grads[0].device, grads[0].dtype))
+        return norm
+
     def _phase_backward(self, loss: Tensor) -> None:
         if getattr(self, "_trainer", None) is not None:
             self.manual_backward(loss)  # type: ignore[attr-defined]  # precision and DDP hooks
@@ -308,7 +330,11 @@ def _split_decay(groups: list[dict[str, Any]], decay: float) -> list[dict[str, A
     out = []
     for group in groups:
         for has_decay in (True, False):
-            params = [p for p in group["params"] if (p.dim() >= 2) == has_decay]
+            # a sharding strategy flattens parameters and records their true rank first
+            params = [
+                p for p in group["params"]
+                if (getattr(p, "unsharded_dim", p.dim()) >= 2) == has_decay
+            ]  # fmt: skip
             if params:
                 wd = group.get("weight_decay", decay) if has_decay else 0.0
                 out.append({**group, "params": params, "weight_decay": wd})

@@ -265,14 +265,22 @@ class PeriodicCheckpoint(L.Callback):
             return
         keep = self.dirpath / f"update-{updates:09d}.ckpt"
         tmp = keep.with_name(f".{keep.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(self.last, tmp)
-        except OSError:
-            shutil.copyfile(self.last, tmp)
+        if self.last.is_dir():  # a sharded (FSDP) checkpoint: a directory of shards
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(self.last, tmp)
+            shutil.rmtree(keep, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(self.last, tmp)
+            except OSError:
+                shutil.copyfile(self.last, tmp)
         os.replace(tmp, keep)
         for old in sorted(self.dirpath.glob("update-*.ckpt"))[: -self.keep_last]:
-            old.unlink(missing_ok=True)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
 
 
 def _positive(value: Any, name: str, kind: type) -> Any:
@@ -330,15 +338,20 @@ class OpenLoopVideo(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
+        from worldflux.training.strategy import whole_model
+
         dm = _datamodule(trainer)
-        if dm is None or not trainer.is_global_zero or self.every <= 0 or dm.updates % self.every:
+        if dm is None or self.every <= 0 or dm.updates % self.every:
             return
         if not all(pl_module.supports(op) for op in ("observe", "rollout", "decode")):
             return
         ok, key = self._image_key(dm.replay.spec)
         if not ok or not dm.replay.can_sample(self.length):
             return
-        self.write(trainer, pl_module, dm, key)
+        if getattr(pl_module, "sharding", None) is not None:
+            pl_module = whole_model(pl_module)  # FSDP: every rank gathers (same counters)
+        if trainer.is_global_zero:
+            self.write(trainer, pl_module, dm, key)
 
     def write(self, trainer: L.Trainer, pl_module: Any, dm: Any, key: str | None) -> Path:
         """Render and save one video; return its path (MP4 with the video extra, else GIF)."""

@@ -40,6 +40,7 @@ from worldflux.data.replay import Replay
 from worldflux.envs.base import EnvSpec
 from worldflux.errors import ConfigError
 from worldflux.training.collector import Collector
+from worldflux.training.strategy import full_parameters
 
 #: Seed offset between ranks, so each rank's environments differ.
 RANK_SEED_STRIDE = 10_000
@@ -231,6 +232,12 @@ class OnlineDataModule(_ReplayData):
 
     def next_ticket(self) -> Ticket | None:
         """Collect up to the train-ratio schedule of the next update (``None``: budget spent)."""
+        # Under FSDP the policy needs its parameters gathered, a collective: every rank gathers
+        # exactly once per ticket, since the ranks' prefill can end at different steps.
+        with full_parameters(self._policy()):
+            return self._next_ticket()
+
+    def _next_ticket(self) -> Ticket | None:
         c = self.collector
         assert c is not None, "setup() was not called"
         if self._limit_reached():

@@ -175,7 +175,11 @@ class PeriodicEval(L.Callback):
         """Run one evaluation on rank 0 and log it; return its metrics (empty on other ranks)."""
         import torch
 
+        from worldflux.training.strategy import whole_model
+
         self.last_update = updates
+        if getattr(pl_module, "sharding", None) is not None:
+            pl_module = whole_model(pl_module)  # FSDP: every rank gathers, rank 0 plays
         if not trainer.is_global_zero:
             return {}
         result = run_episodes(pl_module, self.env, self.episodes, self.seed, render=self.video)

@@ -169,8 +169,27 @@ def checkpoint_callback(node: Any, ckpt_dir: str) -> Any:
     return PeriodicCheckpoint(ckpt_dir, **options)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
-    """A Lightning Trainer with the configured callbacks, loggers and atomic checkpoints."""
+def build_strategy(kwargs: dict[str, Any], model: Any) -> None:
+    """Turn ``trainer.strategy=fsdp`` (with its ``trainer.fsdp`` options) into the strategy object.
+
+    The FSDP strategy needs the model (its wrap units), so it is built here rather than by name;
+    other strategies pass through as Lightning's strings.
+    """
+    from worldflux.training.strategy import build_fsdp, fsdp_options
+
+    node = kwargs.pop("fsdp", None)
+    if kwargs.get("strategy") != "fsdp":
+        return
+    if model is None:
+        raise ConfigError("trainer.strategy=fsdp needs the model (its wrap units) to build")
+    kwargs["strategy"] = build_fsdp(fsdp_options(node), model)
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, model: Any = None) -> Any:
+    """A Lightning Trainer with the configured callbacks, loggers and atomic checkpoints.
+
+    ``model`` is needed with ``trainer.strategy=fsdp`` (see :func:`build_strategy`).
+    """
     import lightning as L
 
     from worldflux.training.checkpoint import AtomicCheckpointIO
@@ -189,6 +208,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> Any:
     if kwargs.get("precision") is None:
         kwargs["precision"] = "bf16-mixed" if acc == "gpu" else "32-true"
     kwargs.setdefault("accelerator", acc)
+    build_strategy(kwargs, model)
     try:
         return L.Trainer(
             **kwargs,

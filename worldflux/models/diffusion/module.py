@@ -49,6 +49,7 @@ class Diffusion(ReleasedWeights, WorldModel):
         {"initial_state", "observe", "rollout", "decode", "loss", "act", "sample"}
     )
     component_slots = ("denoiser", "rew_end_model", "actor_critic")
+    fsdp_wrap_units = ("ResBlocks",)  # the U-Net stages
     config: DiffusionConfig
 
     def __init__(self, config: Mapping[str, Any] | DiffusionConfig) -> None:

@@ -40,6 +40,7 @@ class DiT(DiTPlanning, WorldModel):
     config_class = DiTConfig
     capabilities = frozenset({"encode", "loss", "sample", "rollout", "goal"})
     component_slots = ()  # the CDiT is built from the config fields, not a component node
+    fsdp_wrap_units = ("CDiTBlock",)
     loads_weights_itself = True  # NWM files pickle their run arguments (weights.py reads them)
 
     def __init__(self, config: Mapping[str, Any] | DiTConfig) -> None:

@@ -43,6 +43,7 @@ class DreamerV3(DreamerV3Planning, WorldModel):
     slow_count: Tensor
     config_class = DreamerV3Config
     capabilities = frozenset(OPERATIONS)
+    fsdp_wrap_units = ("SimpleEncoder",)  # the decoder and RSSM are called through methods
     component_slots = (
         "encoder",
         "dynamics",

@@ -47,6 +47,7 @@ class GameGAN(WorldModel):
     capabilities = frozenset(
         {"initial_state", "encode", "observe", "transition", "decode", "rollout", "loss", "sample"}
     )
+    fsdp_wrap_units = ("GBlock", "SimpleGBlock", "DBlock")  # renderer and discriminator blocks
 
     def __init__(self, config: Mapping[str, Any] | GameGANConfig) -> None:
         super().__init__(config)

@@ -42,6 +42,7 @@ class JEPA(WorldModel):
     config_class = JEPAConfig
     capabilities = frozenset({"encode", "transition", "rollout", "loss", "goal"})
     component_slots = ("encoder", "predictor", "idm")
+    fsdp_wrap_units = ("ResidualBlock",)  # the IMPALA encoder's residual blocks
 
     def __init__(self, config: Mapping[str, Any] | JEPAConfig) -> None:
         super().__init__(config)

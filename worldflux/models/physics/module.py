@@ -45,6 +45,7 @@ class Physics(WorldModel):
     config: PhysicsConfig
     config_class = PhysicsConfig
     capabilities = frozenset({"encode", "transition", "rollout", "loss"})
+    fsdp_wrap_units = ()  # one unit: the Hamiltonian's autograd.grad runs inside the loss forward
 
     def __init__(self, config: Mapping[str, Any] | PhysicsConfig) -> None:
         super().__init__(config)

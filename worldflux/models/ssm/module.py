@@ -45,6 +45,7 @@ class SSM(WorldModel):
     capabilities = frozenset(
         {"initial_state", "encode", "observe", "transition", "decode", "rollout", "loss", "act"}
     )
+    fsdp_wrap_units = ("MultiEncoder",)  # the decoder and S5 stack are called through methods
     component_slots = (
         "encoder",
         "dynamics",

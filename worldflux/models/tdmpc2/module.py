@@ -57,6 +57,7 @@ class TDMPC2(TDMPC2Training):
     config_class = TDMPC2Config
     capabilities = frozenset({"encode", "transition", "rollout", "loss", "act", "plan"})
     component_slots = ("encoder", "dynamics", "reward", "termination", "policy", "q_ensemble")
+    fsdp_wrap_units = ("Encoder", "LatentDynamics", "GaussianPolicyPrior", "QEnsemble")
     config: TDMPC2Config
     action_masks: Tensor
     discounts: Tensor

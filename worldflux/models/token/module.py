@@ -57,6 +57,7 @@ class Token(ReleasedWeights, WorldModel):
     config_class = TokenConfig
     capabilities = frozenset({"encode", "loss", "act", "rollout"})
     component_slots = ("tokenizer", "world_model", "actor_critic")
+    fsdp_wrap_units = ("Block", "ResBlock", "AttnBlock")  # GPT blocks, tokenizer blocks
 
     def __init__(self, config: Mapping[str, Any] | TokenConfig) -> None:
         super().__init__(config)

@@ -55,6 +55,7 @@ class _VJEPA2Base(WorldModel):
     config: VJEPA2Config
     config_class = VJEPA2Config
     component_slots = ("encoder", "predictor")
+    fsdp_wrap_units = ("RoPEBlock",)  # encoder and predictor transformer blocks
     loads_weights_itself = True  # official files hold several state dicts (checkpoint.py)
 
     def _build_encoder(self) -> None:
