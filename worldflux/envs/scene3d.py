@@ -146,7 +146,9 @@ class Scene3D(Env):
         """A camera on a ring around the room's centre, looking near the objects."""
         yaw = self._rng.uniform(0, 2 * np.pi)
         radius = self._rng.uniform(2.0, 2.6)
-        position = np.array([radius * np.cos(yaw), self._rng.uniform(0.6, 2.0), radius * np.sin(yaw)])
+        position = np.array(
+            [radius * np.cos(yaw), self._rng.uniform(0.6, 2.0), radius * np.sin(yaw)]
+        )
         target = LOOK_AT + self._rng.normal(0, 0.15, size=3)
         d = target - position
         return pose_vector(position, np.arctan2(d[2], d[0]), np.arctan2(d[1], np.hypot(d[0], d[2])))

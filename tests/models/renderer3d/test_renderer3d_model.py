@@ -63,7 +63,11 @@ def test_multiview_loss_trains_every_part() -> None:
 
 def test_tiny_gqn_elbo_and_render() -> None:
     model = create_world_model(
-        "renderer3d:gqn", obs_shape=(3, 16, 16), latent_dim=8, core_channels=4, gqn_steps=2,
+        "renderer3d:gqn",
+        obs_shape=(3, 16, 16),
+        latent_dim=8,
+        core_channels=4,
+        gqn_steps=2,
         observation_modalities=MULTIVIEW,
     )
     batch = _multiview_batch()
@@ -73,7 +77,7 @@ def test_tiny_gqn_elbo_and_render() -> None:
     assert all(p.grad is not None for p in model.encoder.parameters())
     z = model.encode({k: v[:, 0] for k, v in batch["obs"].items()})
     img = model.render(z, R.orbit_poses(4)[None].expand(2, -1, -1))
-    assert img.shape == (2, 4, 3, 16, 16) and 0 <= img.min() and img.max() <= 1
+    assert img.shape == (2, 4, 3, 16, 16) and img.min() >= 0 and img.max() <= 1
 
 
 def test_gqn_schedules_follow_the_reference() -> None:
@@ -145,8 +149,10 @@ def test_zero_views_and_untileable_images() -> None:
     with pytest.raises(ConfigError, match="views"):
         create_world_model(
             "renderer3d:ci",
-            observation_modalities={"views": {"kind": "image", "shape": (0, 16, 16)},
-                                    "poses": {"kind": "vector", "shape": (7,)}},
+            observation_modalities={
+                "views": {"kind": "image", "shape": (0, 16, 16)},
+                "poses": {"kind": "vector", "shape": (7,)},
+            },
         )
     with pytest.raises(ShapeError, match="ray_batch=50 cannot tile a 16x16 image"):
         create_world_model("renderer3d:ci", ray_batch=50)

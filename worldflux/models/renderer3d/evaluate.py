@@ -129,13 +129,20 @@ class NovelViewReport(L.Callback):
         frames: frames of the orbit video.
     """
 
-    def __init__(self, every_n_updates: int = 200, samples: int = 8, length: int = 4,
-                 frames: int = 24) -> None:
-        self.every, self.samples, self.length, self.frames = every_n_updates, samples, length, frames
+    def __init__(
+        self, every_n_updates: int = 200, samples: int = 8, length: int = 4, frames: int = 24
+    ) -> None:
+        self.every, self.samples, self.length, self.frames = (
+            every_n_updates,
+            samples,
+            length,
+            frames,
+        )
         self.history: list[dict[str, float]] = []
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         updates = getattr(getattr(trainer, "datamodule", None), "updates", trainer.global_step)
         if self.every > 0 and updates % self.every == 0:
             self.report(trainer, pl_module, updates)
@@ -162,7 +169,9 @@ class NovelViewReport(L.Callback):
         was = pl_module.training
         pl_module.eval()
         try:
-            metrics = novel_view_metrics(pl_module, obs, torch.as_tensor(sample["action"], device=dev))
+            metrics = novel_view_metrics(
+                pl_module, obs, torch.as_tensor(sample["action"], device=dev)
+            )
             images, poses = pl_module.views_and_poses({k: v[:1, 0] for k, v in obs.items()})
             frames = orbit_frames(pl_module, pl_module.encode_views(images, poses)[0], self.frames)
         finally:

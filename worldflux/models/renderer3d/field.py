@@ -35,7 +35,11 @@ class SceneEncoder(nn.Module):
     """
 
     def __init__(
-        self, image_size: tuple[int, int], latent_dim: int, channels: int, hidden: int,
+        self,
+        image_size: tuple[int, int],
+        latent_dim: int,
+        channels: int,
+        hidden: int,
         pool: str = "mean",
     ) -> None:
         super().__init__()
@@ -117,9 +121,22 @@ class NeRFRenderer(nn.Module):
     """
 
     def __init__(
-        self, latent_dim: int, width: int, depth: int, skip: int, pos_freqs: int, dir_freqs: int,
-        coarse_samples: int, fine_samples: int, near: float, far: float, scene_scale: float,
-        fov: float, ray_batch: int, render_chunk: int, **_: Any,
+        self,
+        latent_dim: int,
+        width: int,
+        depth: int,
+        skip: int,
+        pos_freqs: int,
+        dir_freqs: int,
+        coarse_samples: int,
+        fine_samples: int,
+        near: float,
+        far: float,
+        scene_scale: float,
+        fov: float,
+        ray_batch: int,
+        render_chunk: int,
+        **_: Any,
     ) -> None:
         super().__init__()
         args = (latent_dim, width, depth, skip, pos_freqs, dir_freqs)
@@ -138,8 +155,15 @@ class NeRFRenderer(nn.Module):
 
     def trace(self, z: Tensor, o: Tensor, d: Tensor, perturb: bool) -> dict[str, Tensor]:
         """Colours ``(B, R, 3)`` of rays ``o, d (B, R, 3)`` in scenes ``z (B, Z)``."""
-        t = R.stratified_depths(o.shape[1], o.shape[0], self.coarse_samples, self.near, self.far,
-                                perturb, device=o.device)
+        t = R.stratified_depths(
+            o.shape[1],
+            o.shape[0],
+            self.coarse_samples,
+            self.near,
+            self.far,
+            perturb,
+            device=o.device,
+        )
         coarse, weights = self._field(self.coarse, z, o, d, t)
         out = {"coarse": coarse, "colour": coarse}
         if self.fine is not None:

@@ -113,11 +113,18 @@ class InferenceCore(nn.Module):
         self.downsample_u = nn.Conv2d(channels, channels, 4, stride=4, bias=False)
         self.core = ConvLSTMCell(3 + POSE_DIM + repr_dim + 2 * channels, channels, kernel)
 
-    def forward(self, x: Tensor, v: Tensor, r: Tensor, c: Tensor, h: Tensor, h_g: Tensor,
-                u: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, v: Tensor, r: Tensor, c: Tensor, h: Tensor, h_g: Tensor, u: Tensor
+    ) -> tuple[Tensor, Tensor]:
         inp = torch.cat(
-            [self.downsample_x(x), self.upsample_v(v[..., None, None]),
-             self.upsample_r(r[..., None, None]), h_g, self.downsample_u(u)], 1,
+            [
+                self.downsample_x(x),
+                self.upsample_v(v[..., None, None]),
+                self.upsample_r(r[..., None, None]),
+                h_g,
+                self.downsample_u(u),
+            ],
+            1,
         )
         return self.core(inp, c, h)
 
@@ -125,17 +132,21 @@ class InferenceCore(nn.Module):
 class GenerationCore(nn.Module):
     """The generator ConvLSTM; writes its upsampled hidden state into the canvas ``u``."""
 
-    def __init__(self, repr_dim: int, channels: int, z_channels: int, core: int,
-                 kernel: int = 5) -> None:
+    def __init__(
+        self, repr_dim: int, channels: int, z_channels: int, core: int, kernel: int = 5
+    ) -> None:
         super().__init__()
         self.upsample_v = nn.ConvTranspose2d(POSE_DIM, POSE_DIM, core, stride=core, bias=False)
         self.upsample_r = nn.ConvTranspose2d(repr_dim, repr_dim, core, stride=core, bias=False)
         self.core = ConvLSTMCell(POSE_DIM + repr_dim + z_channels, channels, kernel)
         self.upsample_h = nn.ConvTranspose2d(channels, channels, 4, stride=4, bias=False)
 
-    def forward(self, v: Tensor, r: Tensor, c: Tensor, h: Tensor, u: Tensor,
-                z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        inp = torch.cat([self.upsample_v(v[..., None, None]), self.upsample_r(r[..., None, None]), z], 1)
+    def forward(
+        self, v: Tensor, r: Tensor, c: Tensor, h: Tensor, u: Tensor, z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        inp = torch.cat(
+            [self.upsample_v(v[..., None, None]), self.upsample_r(r[..., None, None]), z], 1
+        )
         c, h = self.core(inp, c, h)
         return c, h, self.upsample_h(h) + u
 
@@ -154,14 +165,27 @@ class GQNRenderer(nn.Module):
     """
 
     def __init__(
-        self, image_size: tuple[int, int], latent_dim: int, channels: int, z_channels: int,
-        steps: int, shared_core: bool, sigma_start: float, sigma_end: float,
-        sigma_anneal_steps: int, **_: Any,
+        self,
+        image_size: tuple[int, int],
+        latent_dim: int,
+        channels: int,
+        z_channels: int,
+        steps: int,
+        shared_core: bool,
+        sigma_start: float,
+        sigma_end: float,
+        sigma_anneal_steps: int,
+        **_: Any,
     ) -> None:
         super().__init__()
         check_gqn_image(image_size)
         core = image_size[0] // 4
-        self.steps, self.shared_core, self.channels, self.core_size = steps, shared_core, channels, core
+        self.steps, self.shared_core, self.channels, self.core_size = (
+            steps,
+            shared_core,
+            channels,
+            core,
+        )
         self.sigma = (sigma_start, sigma_end, sigma_anneal_steps)
 
         def inference() -> nn.Module:
@@ -211,7 +235,9 @@ class GQNRenderer(nn.Module):
             kl = kl + kl_divergence(post, prior).sum((1, 2, 3))
         return kl, self.eta_g(u), u
 
-    def loss(self, z: Tensor, images: Tensor, poses: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(
+        self, z: Tensor, images: Tensor, poses: Tensor, step: int
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """The negative ELBO per query image (summed over pixels, averaged over the batch).
 
         Args:

@@ -56,22 +56,44 @@ class Renderer3D(WorldModel):
         c = self.config
         self.image_size = self._image_size()
         self.encoder = self.build_component(
-            "encoder", image_size=self.image_size, latent_dim=c.latent_dim,
-            channels=c.enc_channels, hidden=c.enc_hidden,
+            "encoder",
+            image_size=self.image_size,
+            latent_dim=c.latent_dim,
+            channels=c.enc_channels,
+            hidden=c.enc_hidden,
         )
         self.renderer = self.build_component(
-            "renderer", image_size=self.image_size, latent_dim=c.latent_dim,
-            width=c.nerf_width, depth=c.nerf_depth, skip=c.nerf_skip, pos_freqs=c.pos_freqs,
-            dir_freqs=c.dir_freqs, coarse_samples=c.coarse_samples, fine_samples=c.fine_samples,
-            near=c.near, far=c.far, scene_scale=c.scene_scale, fov=c.fov, ray_batch=c.ray_batch,
-            render_chunk=c.render_chunk, channels=c.core_channels, z_channels=c.z_channels,
-            steps=c.gqn_steps, shared_core=c.shared_core, sigma_start=c.sigma_start,
-            sigma_end=c.sigma_end, sigma_anneal_steps=c.sigma_anneal_steps,
+            "renderer",
+            image_size=self.image_size,
+            latent_dim=c.latent_dim,
+            width=c.nerf_width,
+            depth=c.nerf_depth,
+            skip=c.nerf_skip,
+            pos_freqs=c.pos_freqs,
+            dir_freqs=c.dir_freqs,
+            coarse_samples=c.coarse_samples,
+            fine_samples=c.fine_samples,
+            near=c.near,
+            far=c.far,
+            scene_scale=c.scene_scale,
+            fov=c.fov,
+            ray_batch=c.ray_batch,
+            render_chunk=c.render_chunk,
+            channels=c.core_channels,
+            z_channels=c.z_channels,
+            steps=c.gqn_steps,
+            shared_core=c.shared_core,
+            sigma_start=c.sigma_start,
+            sigma_end=c.sigma_end,
+            sigma_anneal_steps=c.sigma_anneal_steps,
         )
         self.dynamics = (
             self.build_component(
-                "dynamics", latent_dim=c.latent_dim, action_dim=c.action_dim,
-                hidden=c.transition_hidden, layers=c.transition_layers,
+                "dynamics",
+                latent_dim=c.latent_dim,
+                action_dim=c.action_dim,
+                hidden=c.transition_hidden,
+                layers=c.transition_layers,
             )
             if c.action_conditioned
             else None
@@ -120,7 +142,9 @@ class Renderer3D(WorldModel):
             views = torch.as_tensor(obs["obs"] if isinstance(obs, Mapping) else obs, device=dev)
             poses = R.canonical_pose(dev).expand(*views.shape[:-3], R.POSE_DIM)
         if views.dim() < 4:
-            raise ShapeError(f"views must be (..., 3V, H, W) with a batch axis, got {tuple(views.shape)}")
+            raise ShapeError(
+                f"views must be (..., 3V, H, W) with a batch axis, got {tuple(views.shape)}"
+            )
         c = views.shape[-3]
         if c == 0 or c % 3:
             raise ShapeError(
@@ -182,8 +206,25 @@ class Renderer3D(WorldModel):
         img = self.render(flat, poses)[:, 0]
         return {"obs": img.unflatten(0, z.shape[:-1])}
 
+    # ------------------------------------------------------------------ reference weights
+    @classmethod
+    def reference_overrides(cls, state: Mapping[str, Tensor]) -> dict[str, Any]:
+        """Sizes stored in a torch-gqn state dict (:mod:`.weights`)."""
+        from worldflux.models.renderer3d.weights import reference_overrides
+
+        return reference_overrides(state)
+
+    @classmethod
+    def from_reference_state(cls, state: Mapping[str, Tensor], config: Any) -> dict[str, Tensor]:
+        """Our state dict for a torch-gqn ``GQN(representation="pool")`` state dict."""
+        from worldflux.models.renderer3d.weights import reference_to_ours
+
+        return reference_to_ours(state)
+
     # ------------------------------------------------------------------ training
-    def split_views(self, images: Tensor, poses: Tensor) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    def split_views(
+        self, images: Tensor, poses: Tensor
+    ) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
         """``(context, query)`` views and poses: the last ``query_views`` views are held out.
 
         With no more views than ``query_views`` every view is both context and target.
@@ -192,7 +233,8 @@ class Renderer3D(WorldModel):
         if v <= q:
             return (images, poses), (images, poses)
         return (images[..., : v - q, :, :, :], poses[..., : v - q, :]), (
-            images[..., v - q :, :, :, :], poses[..., v - q :, :]
+            images[..., v - q :, :, :, :],
+            poses[..., v - q :, :],
         )
 
     def phase_loss(

@@ -34,7 +34,9 @@ def check_poses(poses: Tensor, views: int | None = None, where: str = "poses") -
         raise ShapeError(f"{where}: camera poses must be finite, got NaN or inf")
 
 
-def pixel_rays(poses: Tensor, pixels: Tensor, height: int, width: int, fov: float) -> tuple[Tensor, Tensor]:
+def pixel_rays(
+    poses: Tensor, pixels: Tensor, height: int, width: int, fov: float
+) -> tuple[Tensor, Tensor]:
     """Origins and unit directions ``(B, R, 3)`` through pixel indices ``pixels (B, R)``.
 
     ``pixels`` index the row-major ``H x W`` image; a pixel's ray passes through its centre.
@@ -55,7 +57,11 @@ def pixel_rays(poses: Tensor, pixels: Tensor, height: int, width: int, fov: floa
 
 
 def stratified_pixels(
-    batch: int, height: int, width: int, rays: int, generator: torch.Generator | None = None,
+    batch: int,
+    height: int,
+    width: int,
+    rays: int,
+    generator: torch.Generator | None = None,
     device: torch.device | None = None,
 ) -> Tensor:
     """``rays`` pixel indices per image ``(B, R)``: one uniformly random pixel in each tile.
@@ -95,14 +101,21 @@ def positional_encoding(x: Tensor, freqs: int) -> Tensor:
 
 
 def stratified_depths(
-    rays: int, batch: int, samples: int, near: float, far: float, perturb: bool,
+    rays: int,
+    batch: int,
+    samples: int,
+    near: float,
+    far: float,
+    perturb: bool,
     device: torch.device | None = None,
 ) -> Tensor:
     """Depths ``(B, R, S)``: one per equal bin between near and far (random in the bin if perturb)."""
     edges = torch.linspace(near, far, samples + 1, device=device)
     lo, hi = edges[:-1], edges[1:]
-    u = torch.rand(batch, rays, samples, device=device) if perturb else torch.full(
-        (batch, rays, samples), 0.5, device=device
+    u = (
+        torch.rand(batch, rays, samples, device=device)
+        if perturb
+        else torch.full((batch, rays, samples), 0.5, device=device)
     )
     return lo + (hi - lo) * u
 
@@ -114,9 +127,11 @@ def importance_depths(depths: Tensor, weights: Tensor, samples: int, perturb: bo
     cdf = torch.cumsum(w / w.sum(-1, keepdim=True), -1)
     cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf], -1)
     shape = (*cdf.shape[:-1], samples)
-    u = torch.rand(shape, device=cdf.device) if perturb else torch.linspace(
-        0, 1, samples, device=cdf.device
-    ).expand(shape)
+    u = (
+        torch.rand(shape, device=cdf.device)
+        if perturb
+        else torch.linspace(0, 1, samples, device=cdf.device).expand(shape)
+    )
     idx = torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True)
     below = (idx - 1).clamp_min(0)
     above = idx.clamp_max(cdf.shape[-1] - 1)
@@ -146,8 +161,9 @@ def look_at(position: Tensor, target: Tensor) -> Tensor:
     return torch.cat([position, trig], -1)
 
 
-def orbit_poses(frames: int, device: torch.device | None = None, radius: float = 2.4,
-                height: float = 1.2) -> Tensor:
+def orbit_poses(
+    frames: int, device: torch.device | None = None, radius: float = 2.4, height: float = 1.2
+) -> Tensor:
     """``frames`` poses ``(frames, 7)`` on a circle around the room's centre, looking at it."""
     angle = torch.arange(frames, device=device) * (2 * math.pi / frames)
     position = torch.stack(
@@ -158,7 +174,9 @@ def orbit_poses(frames: int, device: torch.device | None = None, radius: float =
 
 def canonical_pose(device: torch.device | None = None) -> Tensor:
     """The pose ``(7,)`` of single-image observations and of ``decode``: in front of the scene."""
-    return look_at(torch.tensor(CANONICAL_POSITION, device=device), torch.tensor(LOOK_AT, device=device))
+    return look_at(
+        torch.tensor(CANONICAL_POSITION, device=device), torch.tensor(LOOK_AT, device=device)
+    )
 
 
 #: Where the cameras of :class:`worldflux.envs.scene3d.Scene3D` look (the objects' height).
