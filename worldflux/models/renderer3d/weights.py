@@ -20,6 +20,8 @@ from torch import Tensor
 
 from worldflux.errors import ModelFileError
 
+#: how errors name the state dict (the file's path is added by worldflux.weights)
+SOURCE = "torch-gqn state dict"
 #: reference prefix -> ours
 PREFIXES = {
     "phi.": "encoder.",
@@ -48,8 +50,9 @@ def reference_to_ours(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         out[PREFIXES[prefix] + key[len(prefix) :]] = value
     if unknown:
         raise ModelFileError(
+            SOURCE,
             f"not a torch-gqn pool-representation GQN state dict: unexpected keys {unknown[:5]}"
-            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
         )
     return out
 
@@ -61,7 +64,9 @@ def reference_overrides(state: Mapping[str, Tensor]) -> dict[str, Any]:
         channels = int(state["eta_g.weight"].shape[1])
         z_channels = int(state["eta_pi.weight"].shape[0]) // 2
     except KeyError as err:
-        raise ModelFileError(f"not a torch-gqn GQN state dict: missing {err.args[0]!r}") from None
+        raise ModelFileError(
+            SOURCE, f"not a torch-gqn GQN state dict: missing {err.args[0]!r}"
+        ) from None
     steps = sorted(
         {
             int(k.split(".")[1])
