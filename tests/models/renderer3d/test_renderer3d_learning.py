@@ -23,10 +23,10 @@ COMMAND = [
     "data.batch_size=8",
     "data.batch_length=4",
     "data.prefill=200",
-    "data.env_steps=1000",
+    "data.env_steps=2700",
     "data.train_ratio=16",
     "+callbacks.novel_view._target_=worldflux.models.renderer3d.evaluate.NovelViewReport",
-    "+callbacks.novel_view.every_n_updates=100",
+    "+callbacks.novel_view.every_n_updates=250",
     "+callbacks.novel_view.samples=32",
     "logger=tensorboard",
     "device=cpu",
@@ -51,9 +51,13 @@ def test_novel_and_future_views_improve_and_beat_the_nearest_view(tmp_path: Path
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     history = json.loads((tmp_path / "novel_view.json").read_text())
     first, last = history[0], history[-1]
+    # one run of 1,250 updates (docs/learning.md): PSNR 17.1 -> 17.9 dB vs 14.7 for the nearest
+    # view, SSIM 0.08 -> 0.23 vs 0.13 (the SSIM passes the baseline only after ~1,000 updates)
     for kind in ("nvs", "future"):
         assert last[f"{kind}/psnr"] > first[f"{kind}/psnr"] + 0.3, history
-        assert last[f"{kind}/psnr"] > last[f"{kind}/baseline_psnr"] + 1.0, history
+        assert last[f"{kind}/psnr"] > last[f"{kind}/baseline_psnr"] + 1.5, history
+        assert last[f"{kind}/ssim"] > first[f"{kind}/ssim"] + 0.05, history
+        assert last[f"{kind}/ssim"] > last[f"{kind}/baseline_ssim"], history
     assert list((tmp_path / "videos").glob("orbit-*")), "no orbit video written"
     assert list(tmp_path.rglob("events.out.tfevents.*")), "no TensorBoard log"
 
