@@ -36,6 +36,7 @@ EMBEDDED = {
     "physics": "physics:PhysicsEnv",
     "memory": "memory:Memory",
     "wall": "wall:Wall",
+    "scene3d": "scene3d:Scene3D",
 }
 
 
