@@ -140,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="clamp x0 estimates to [-1, 1] (pixel latents; for models saved without the field)",
     )
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default=None)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     model = create_world_model(args.model).eval()
+    if args.sampler is not None:
+        model.config.sampler = args.sampler
     if args.clip_denoised:
         model.config.clip_denoised = True
     size = model.config.obs_shape[-1]
