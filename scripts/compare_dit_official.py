@@ -112,26 +112,28 @@ def main() -> int:
     for key in ("mse", "vb", "loss"):
         record(f"diffusion loss: {key} per sample", ref_terms[key], our_terms[key])
 
-    for sampler in ("ddpm", "ddim"):
+    # NWM samples its latents unclipped; clipped x0 (dit:ci's pixels) is the reference's option too
+    for clip, sampler in [(c, sp) for c in (False, True) for sp in ("ddpm", "ddim")]:
+        tag = ", clip_denoised" if clip else ""
         ref_sp = create_diffusion("10")
         process = ours._sampling_process(10)
         ti = torch.full((b,), 9, dtype=torch.long)
         step = ref_sp.p_sample if sampler == "ddpm" else ref_sp.ddim_sample
         with torch.no_grad():
             torch.manual_seed(1)
-            r = step(ref, x, ti, clip_denoised=False, model_kwargs=kwargs)["sample"]
+            r = step(ref, x, ti, clip_denoised=clip, model_kwargs=kwargs)["sample"]
             torch.manual_seed(1)
-            o = process.step(net, x, 9, sampler)
-        record(f"one {sampler} step (10-step process)", r, o)
+            o = process.step(net, x, 9, sampler, clip=clip)
+        record(f"one {sampler} step (10-step process){tag}", r, o)
         loop = ref_sp.p_sample_loop if sampler == "ddpm" else ref_sp.ddim_sample_loop
         with torch.no_grad():
             torch.manual_seed(2)
             r = loop(
-                ref.forward, x.shape, x, clip_denoised=False, model_kwargs=kwargs, device=x.device
+                ref.forward, x.shape, x, clip_denoised=clip, model_kwargs=kwargs, device=x.device
             )
             torch.manual_seed(2)
-            o = process.sample(net, x, sampler)
-        record(f"{sampler} sampling loop, 10 steps", r, o)
+            o = process.sample(net, x, sampler, clip=clip)
+        record(f"{sampler} sampling loop, 10 steps{tag}", r, o)
 
     width = max(len(r[0]) for r in ROWS)
     print(f"| {'quantity'.ljust(width)} | max abs diff | max abs value |")

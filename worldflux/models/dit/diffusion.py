@@ -7,7 +7,9 @@ DiT): 1000 training steps with a linear beta schedule ``1e-4 .. 0.02`` (scaled b
 ``beta_t``. The loss is ``mean(|eps - eps_hat|^2) + L_vb`` where the variational-bound term (in
 bits per dimension) trains only the variance (the mean is detached in it). Sampling uses a
 respaced process of ``num_steps`` evenly spread steps (``space_timesteps(1000, [num_steps])``),
-with DDPM ancestral steps or deterministic DDIM steps (``eta = 0``); ``x_0`` is not clipped.
+with DDPM ancestral steps or deterministic DDIM steps (``eta = 0``); ``clip`` clamps the
+``x_0`` estimate to ``[-1, 1]`` before the posterior mean (and DDIM's epsilon) are computed from
+it, the reference's ``clip_denoised`` (NWM samples its VAE latents with it off).
 
 The schedule tables are float64 numpy arrays (as in the reference), looked up per step and cast
 to float32; they are plain data, never module state, so a model built on ``meta`` needs nothing.
@@ -148,6 +150,8 @@ class GaussianDiffusion:
             _take(self.sqrt_recip_alphas_cumprod, t, xt) * xt
             - _take(self.sqrt_recipm1_alphas_cumprod, t, xt) * eps
         )
+        if clip:  # before the posterior mean, as the reference's process_xstart
+            x0 = x0.clamp(-1.0, 1.0)
         mean, _ = self.posterior(x0, xt, t)
         return {"mean": mean, "log_variance": log_var, "pred_xstart": x0, "eps": eps}
 

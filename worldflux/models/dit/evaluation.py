@@ -135,9 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-steps", type=int, default=50, help="sampler steps per frame")
     parser.add_argument("--goal-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=10_000, help="held out: training used 0")
+    parser.add_argument(
+        "--clip-denoised",
+        action="store_true",
+        help="clamp x0 estimates to [-1, 1] (pixel latents; for models saved without the field)",
+    )
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default=None)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     model = create_world_model(args.model).eval()
+    if args.sampler is not None:
+        model.config.sampler = args.sampler
+    if args.clip_denoised:
+        model.config.clip_denoised = True
     size = model.config.obs_shape[-1]
     env = Reach(obs="image", size=size)
     k = model.config.context_size
@@ -150,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| predictor | PSNR (dB) | SSIM |\n|---|---|---|")
     print(f"| DiT | {m['psnr_model']:.2f} | {m['ssim_model']:.3f} |")
     print(f"| copy last frame | {m['psnr_copy']:.2f} | {m['ssim_copy']:.3f} |")
+
+    if args.goal_episodes <= 0:
+        return 0
 
     def make_env() -> Reach:
         return Reach(obs="image", size=size)

@@ -122,6 +122,15 @@ class DiT(DiTPlanning, WorldModel):
         with torch.no_grad():
             return vae.decode(z / self.config.vae_scale).sample.clamp(-1, 1)
 
+    def as_context(self, z: Tensor) -> Tensor:
+        """The latent a sampled latent ``(N, C, Hh, W)`` re-enters the context window as.
+
+        NWM's autoregressive rollouts (``isolated_nwm_infer.py``, ``planning_eval.py``) decode
+        each sample, clip the frame to ``[-1, 1]`` and encode it again: the context only ever
+        holds latents of valid frames, so one bad sample cannot feed a larger one back.
+        """
+        return self.to_latent(self.from_latent(z))
+
     def encode(self, obs: Any) -> Tensor:
         """Latents ``(B, C, Hh, W)`` of frames ``(B, *obs_shape)``, or ``(B, T, ...)`` of ``(B, T, ...)``."""
         x = obs if not isinstance(obs, Mapping) else next(iter(obs.values()))
@@ -259,7 +268,7 @@ class DiT(DiTPlanning, WorldModel):
                 window, actions[:, h].float(), num_steps=num_steps, generator=generator
             )
             out.append(z)
-            window = torch.cat([window[:, 1:], z.unsqueeze(1)], 1)
+            window = torch.cat([window[:, 1:], self.as_context(z).unsqueeze(1)], 1)
         return {"latent": torch.stack(out, 1)}
 
     def sample(

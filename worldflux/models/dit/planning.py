@@ -72,7 +72,9 @@ class _GoalView:
         nxt = self.model.predict_next(
             self._history, action, num_steps=c.plan_sample_steps, sampler="ddim"
         )
-        self._history = torch.cat([self._history[:, 1:], nxt.unsqueeze(1)], 1)
+        self._history = torch.cat(
+            [self._history[:, 1:], self.model.as_context(nxt).unsqueeze(1)], 1
+        )
         self._last = self.flat(nxt)
         return self._last
 
