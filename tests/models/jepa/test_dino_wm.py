@@ -278,9 +278,7 @@ def test_dino_wm_checkpoint_in_the_reference_layout_loads(tmp_path: Path, dino_f
     layout = reference_checkpoint_layout()
     path = _reference_file(tmp_path, layout, "model_latest_converted.pt")
     ref = torch.load(path, weights_only=True)
-    m = create_world_model(
-        "jepa:dino_wm", dino_weights=str(dino_file), weights=str(path), **SMALL
-    )
+    m = create_world_model("jepa:dino_wm", dino_weights=str(dino_file), weights=str(path), **SMALL)
     own = m.state_dict()
     blocks = ref["predictor"]
     assert torch.equal(own["predictor.pos_embedding"], blocks["pos_embedding"])
@@ -288,7 +286,9 @@ def test_dino_wm_checkpoint_in_the_reference_layout_loads(tmp_path: Path, dino_f
         own["predictor.layers.0.1.4.weight"], blocks["transformer.layers.0.1.net.4.weight"]
     )
     assert torch.equal(own["predictor.norm.bias"], blocks["transformer.norm.bias"])
-    assert torch.equal(own["action_encoder.patch_embed.weight"], ref["action_encoder"]["patch_embed.weight"])
+    assert torch.equal(
+        own["action_encoder.patch_embed.weight"], ref["action_encoder"]["patch_embed.weight"]
+    )
     assert torch.equal(own["decoder.dec.blocks.5.weight"], ref["decoder"]["dec.blocks.5.weight"])
     # the frozen encoder keeps the DINOv2 weights it was built with (not in DINO-WM's files)
     assert torch.equal(own["encoder.cls_token"], torch.load(dino_file)["cls_token"])
