@@ -312,5 +312,5 @@ def test_dino_wm_checkpoint_errors_name_the_keys(tmp_path: Path, model) -> None:
     # the reference's own model_latest.pth pickles modules: refused, with the way out named
     pickled = tmp_path / "model_latest.pth"
     torch.save({"predictor": torch.nn.Linear(2, 2)}, pickled)
-    with pytest.raises(ModelFileError, match="convert_dino_wm_checkpoint"):
+    with pytest.raises(ModelFileError, match="worldflux.models.jepa.convert_dino_wm"):
         load_checkpoint(model, pickled)

@@ -4,7 +4,7 @@ The reference (gaoyuezhou/dino_wm @ 0a9492f, ``train.py`` ``save_ckpt``, ``plan.
 ``load_ckpt``) saves ``checkpoints/model_latest.pth`` as a dict of whole pickled modules
 (``predictor``, ``action_encoder``, ``proprio_encoder``, ``decoder``, the ``encoder`` only when
 it was trained) plus ``epoch`` and optimisers. A file of pickled modules can only be read by
-running the reference's code, so worldflux never opens it: ``scripts/convert_dino_wm_checkpoint.py``
+running the reference's code, so worldflux never opens it: ``python -m worldflux.models.jepa.convert_dino_wm``
 (run once, with the reference checkout, on a file the user trusts) re-saves each module's
 ``state_dict()`` as plain tensors, and this module reads that file with
 ``torch.load(weights_only=True)`` (or safetensors) and maps the reference's key layout onto ours.
@@ -67,8 +67,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
         raise ModelFileError(
             file,
             "this file pickles DINO-WM's modules (the reference's model_latest.pth), which "
-            "worldflux never unpickles; convert it once with `python "
-            "scripts/convert_dino_wm_checkpoint.py <dino_wm checkout> <file> <out.pt>`",
+            "worldflux never unpickles; convert it once with `python -m "
+            "worldflux.models.jepa.convert_dino_wm --reference <dino_wm checkout> <file> "
+            "<out.pt>`",
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise ModelFileError(file, f"not a readable weights file ({err})") from None

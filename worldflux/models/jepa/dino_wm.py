@@ -247,6 +247,8 @@ class DinoWM(WorldModel):
     ) -> LossOutput:
         """``model``: latent prediction MSE; ``decoder``: reconstruction of detached latents."""
         if name == "decoder":
+            # as DINO-WM's total loss: the decoder learns from the detached encodings only (the
+            # reference also decodes the predictions, for logging, outside its loss)
             tokens, visual = outputs["model"].outputs["tokens"], outputs["model"].outputs["visual"]
             e = self.encoder.embed_dim
             recon = self.decoder(tokens[..., :e].flatten(0, 1))
