@@ -4,7 +4,8 @@
     python scripts/bench_jepa.py --reference /work/ref/pldm   # also time PLDM's own modules
 
 Prints a table. The planning step is one ``act(obs, goal=...)`` of ``jepa:base`` with the
-shared MPPI at PLDM's sample count (2000) for one environment; the update is one Adam step of
+shared MPPI at PLDM's sample count (2000) for one environment, and one plan of the same with
+PLDM's running cost (``RunningGoalMPPI``, horizon 32); the update is one Adam step of
 the full PLDM loss on a batch of 64 sequences of 16 frames (2 x 65 x 65). With ``--reference``
 (a checkout of vladisai/PLDM @ cbaf674) the same forward + backward of the reference's encoder
 and predictor is timed on the same CPU for comparison.
@@ -52,7 +53,30 @@ def ours(args: argparse.Namespace) -> dict[str, float]:
         with torch.no_grad():
             model.act(obs, None, goal=goal, eval_mode=True)
 
-    return {"update_s": _time(update, args.repeats), "plan_s": _time(plan, args.repeats)}
+    from worldflux.models.jepa.planning import RunningGoalMPPI
+
+    running = RunningGoalMPPI(
+        2,
+        horizon=32,
+        iterations=3,
+        num_samples=2000,
+        num_elites=64,
+        num_pi_trajs=0,
+        max_std=1.0,
+        temperature=10.0,
+        objective="goal",
+    )  # fmt: skip  (conf/model/jepa/planner/mppi_running.yaml)
+
+    def plan_running() -> None:
+        with torch.no_grad():
+            z, g = model.plan_encode(obs, None), model.plan_encode(goal, None)
+            running.plan(model, z, goal=g, eval_mode=True)
+
+    return {
+        "update_s": _time(update, args.repeats),
+        "plan_s": _time(plan, args.repeats),
+        "plan_running_s": _time(plan_running, args.repeats),
+    }
 
 
 def reference(args: argparse.Namespace) -> dict[str, float]:
@@ -99,13 +123,17 @@ def main() -> None:
         rows.append(("PLDM reference (encoder + GRU)", reference(args)))
     print(f"device {args.device}, {args.threads} thread(s), batch {args.batch} x {args.length}")
     h = args.horizon
-    print(f"| implementation | update (s) | planning step, MPPI 2000 x H{h} (s) | steps/s |")
-    print("|---|---|---|---|")
+    print(
+        f"| implementation | update (s) | planning step, MPPI 2000 x H{h} x 4 it (s) | steps/s "
+        "| planning step, RunningGoalMPPI 2000 x H32 x 3 it (s) | steps/s |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, r in rows:
-        plan = r.get("plan_s")
-        steps = f"{1 / plan:.2f}" if plan else "-"
-        plan_text = f"{plan:.3f}" if plan else "-"
-        print(f"| {name} | {r['update_s']:.3f} | {plan_text} | {steps} |")
+        cells = [f"{r['update_s']:.3f}"]
+        for key in ("plan_s", "plan_running_s"):
+            t = r.get(key)
+            cells += [f"{t:.3f}", f"{1 / t:.2f}"] if t else ["-", "-"]
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

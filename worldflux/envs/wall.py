@@ -23,6 +23,12 @@ import numpy as np
 from worldflux.envs.base import SINGLE, Env, EnvSpec, Obs, ObsSpace
 from worldflux.errors import ConfigError
 
+#: Behaviour policies of the offline data (:meth:`Wall.behaviour_action`).
+BEHAVIOURS = ("uniform", "directed")
+#: PLDM's step-length distribution (mean 1.0, std 0.4, truncated to [0.2, 1.8] px) in units of
+#: its planning step (2.45 px), so that it scales with ``max_step``.
+STEP_MEAN, STEP_STD, STEP_LOW, STEP_HIGH = 1.0 / 2.45, 0.4 / 2.45, 0.2 / 2.45, 1.8 / 2.45
+
 
 class Wall(Env):
     """A dot to move through the door of a wall onto a goal in the other room.
@@ -42,6 +48,11 @@ class Wall(Env):
         dot_std: standard deviation of the dot's Gaussian blob in pixels.
         cross: start and goal in different rooms (PLDM's evaluation); ``False`` draws both
             anywhere (for data collection).
+        behaviour: the offline data's behaviour policy (:meth:`behaviour_action`, what
+            ``python -m worldflux.collect`` with ``policy=random`` uses): ``"uniform"`` random
+            actions, or ``"directed"``, PLDM's directed random walks.
+        door_rate: with ``"directed"``, the fraction of episodes aimed through the door
+            (PLDM's ``cross_wall_rate`` 0.08).
         seed: seed of the start and goal positions.
     """
 
@@ -56,6 +67,8 @@ class Wall(Env):
         border: int = 5,
         dot_std: float = 1.3,
         cross: bool = True,
+        behaviour: str = "uniform",
+        door_rate: float = 0.0,
         seed: int | None = None,
     ) -> None:
         if size < 16 or max_step <= 0 or max_steps < 1 or wall_width < 1 or door_space < 1:
@@ -63,6 +76,13 @@ class Wall(Env):
                 f"Wall needs size >= 16, max_step > 0, max_steps >= 1, wall_width >= 1 and "
                 f"door_space >= 1; got size={size}, max_step={max_step}, max_steps={max_steps}, "
                 f"wall_width={wall_width}, door_space={door_space}"
+            )
+        if behaviour not in BEHAVIOURS:
+            raise ConfigError(f"Wall behaviour must be one of {BEHAVIOURS}, got {behaviour!r}")
+        if not 0.0 <= door_rate <= 1.0 or (door_rate > 0 and behaviour != "directed"):
+            raise ConfigError(
+                f"Wall door_rate must be in [0, 1] and needs behaviour 'directed', got "
+                f"door_rate={door_rate}, behaviour={behaviour!r}"
             )
         if not 1 <= border < size // 4:
             raise ConfigError(f"Wall border must be in [1, size // 4), got {border}")
@@ -83,6 +103,8 @@ class Wall(Env):
             2,
             extras={"goal": True},
         )
+        self.behaviour, self.door_rate = behaviour, float(door_rate)
+        self._heading = 0.0
         self._rng = np.random.default_rng(seed)
         self._walls = self._render_walls()
         self.position = np.zeros(2, dtype=np.float64)
@@ -120,7 +142,54 @@ class Wall(Env):
         self.position = self._sample_in_room(start_room)
         self.goal = self._sample_in_room(goal_room)
         self._t = 0
+        if self.behaviour == "directed":
+            self._heading = float(self._rng.uniform(0.0, 2 * np.pi))
+            if self._rng.random() < self.door_rate:
+                self._aim_through_door()
         return self._observe(self.position)
+
+    # ------------------------------------------------------------------ offline behaviour
+    def _step_length(self) -> float:
+        """A step length in action units: PLDM's truncated normal, relative to its max step."""
+        while True:
+            x = self._rng.normal(STEP_MEAN, STEP_STD)
+            if STEP_LOW <= x <= STEP_HIGH:
+                return float(x)
+
+    def _aim_through_door(self) -> None:
+        """Start the walk so that it passes the door after a random number of steps.
+
+        PLDM's cross-wall samples: a point in the door (height drawn around the door's centre),
+        a heading within 45 degrees of horizontal, left or right, and a start that many mean
+        steps back along it.
+        """
+        door = np.array(
+            [
+                self.wall_x + self._rng.uniform(-self.half_width, self.half_width),
+                self.door_y + np.clip(self._rng.normal(0.0, 0.5), -1, 1) * self.door_space,
+            ]
+        )
+        door[1] = np.clip(door[1], self.lo, self.hi)
+        self._heading = float(np.pi * self._rng.integers(2) + self._rng.uniform(-1, 1) * np.pi / 4)
+        before = int(self._rng.integers(1, max(2, self.max_steps)))
+        unit = np.array([np.cos(self._heading), np.sin(self._heading)])
+        start = np.clip(door - before * STEP_MEAN * self.max_step * unit, self.lo, self.hi)
+        self.position = door if self.blocked(start) else start
+
+    def behaviour_action(self) -> np.ndarray | None:
+        """The next action of the offline behaviour policy (``None``: uniform random actions).
+
+        ``"directed"`` is PLDM's data generator (vladisai/PLDM @ cbaf674,
+        ``pldm_envs/wall/data/single.py`` ``generate_actions``, wall config
+        ``noise0.yaml``): a heading drawn per episode that turns by von Mises noise
+        (concentration 1 / 0.2) each step, and step lengths from a normal (mean 1.0, std 0.4)
+        truncated to [0.2, 1.8] px, expressed here relative to PLDM's planning step 2.45 px.
+        """
+        if self.behaviour != "directed":
+            return None
+        self._heading += float(self._rng.vonmises(0.0, 1.0 / 0.2))
+        length = self._step_length()
+        return np.array([np.cos(self._heading), np.sin(self._heading)], np.float32) * length
 
     def distance(self) -> float:
         """Euclidean distance in pixels from the dot to the goal."""

@@ -26,6 +26,21 @@ def random_actions(spec: EnvSpec, n: int, rng: np.random.Generator) -> np.ndarra
     return rng.uniform(-1.0, 1.0, size=(n, spec.action_dim)).astype(np.float32)
 
 
+def behaviour_actions(envs: Any, spec: EnvSpec, rng: np.random.Generator) -> np.ndarray:
+    """The environments' own behaviour policy where each defines one, else uniform actions.
+
+    An environment may define ``behaviour_action() -> action or None``: the action its offline
+    data are collected with (e.g. PLDM's directed random walks on the wall,
+    :class:`worldflux.envs.wall.Wall`); ``None`` from any environment means uniform actions.
+    """
+    inner = getattr(envs, "envs", None)
+    if inner and all(hasattr(env, "behaviour_action") for env in inner):
+        actions = [env.behaviour_action() for env in inner]
+        if all(a is not None for a in actions):
+            return np.stack(actions).astype(np.float32)
+    return random_actions(spec, envs.num_envs, rng)
+
+
 def obs_to_torch(obs: dict[str, np.ndarray], spec: EnvSpec, device: Any) -> Any:
     """Observations as the models take them: a tensor for one modality, else a dict."""
     import torch
@@ -68,7 +83,7 @@ class Collector:
         if self.last is None:
             actions = None
         elif model is None:
-            actions = random_actions(self.spec, self.envs.num_envs, self.rng)
+            actions = behaviour_actions(self.envs, self.spec, self.rng)
         else:
             actions = self._policy(model, eval_mode)
         step = self.envs.step(actions)

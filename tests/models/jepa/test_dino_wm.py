@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from worldflux import create_world_model
 from worldflux.errors import ConfigError, ModelFileError, ShapeError
+from worldflux.models.jepa.dino_checkpoint import load_checkpoint
 from worldflux.models.jepa.dino_networks import FrameCausalViT
 from worldflux.nn.dinov2 import DinoV2, load_dinov2
 from worldflux.planning.protocol import PlanningError
@@ -189,3 +191,126 @@ def test_bad_input_is_a_clear_error(model) -> None:
         model.act(obs, state, goal=obs)
     with pytest.raises(ConfigError, match="batch_length must be num_hist \\+ 1"):
         create_world_model("jepa:dino_wm", device="meta", batch_length=6)
+
+
+def reference_checkpoint_layout(
+    depth: int = 1,
+    heads: int = 2,
+    dim_head: int = 8,
+    mlp: int = 32,
+    channel: int = 8,
+    res_blocks: int = 1,
+    res_channel: int = 4,
+) -> dict[str, tuple[int, ...]]:
+    """Keys and shapes DINO-WM's modules (``ViTPredictor``, ``ProprioceptiveEmbedding``,
+    ``VQVAE(quantize=False)``; gaoyuezhou/dino_wm @ 0a9492f) give at the SMALL sizes, written
+    out: DINOv2 ViT-S (384) + proprio 10 + action 10 = 404-wide tokens, 3 frames of 2 x 2 patches,
+    4-d proprio, 2-d actions, 3 image channels, codebook of 2048."""
+    d, e, inner = 404, 384, heads * dim_head
+    keys: dict[str, tuple[int, ...]] = {"predictor.pos_embedding": (1, 3 * 4, d)}
+    for i in range(depth):
+        p = f"predictor.transformer.layers.{i}."
+        keys.update(
+            {
+                p + "0.norm.weight": (d,),
+                p + "0.norm.bias": (d,),
+                p + "0.to_qkv.weight": (3 * inner, d),
+                p + "0.to_out.0.weight": (d, inner),
+                p + "0.to_out.0.bias": (d,),
+                p + "1.net.0.weight": (d,),
+                p + "1.net.0.bias": (d,),
+                p + "1.net.1.weight": (mlp, d),
+                p + "1.net.1.bias": (mlp,),
+                p + "1.net.4.weight": (d, mlp),
+                p + "1.net.4.bias": (d,),
+            }
+        )
+    keys.update(
+        {
+            "predictor.transformer.norm.weight": (d,),
+            "predictor.transformer.norm.bias": (d,),
+            "action_encoder.patch_embed.weight": (10, 2, 1),
+            "action_encoder.patch_embed.bias": (10,),
+            "proprio_encoder.patch_embed.weight": (10, 4, 1),
+            "proprio_encoder.patch_embed.bias": (10,),
+            "decoder.quantize_b.embed": (e, 2048),
+            "decoder.quantize_b.cluster_size": (2048,),
+            "decoder.quantize_b.embed_avg": (e, 2048),
+        }
+    )
+    for part, out in (("upsample_b", e), ("dec", 3)):
+        b = f"decoder.{part}.blocks."
+        keys.update({b + "0.weight": (channel, e, 3, 3), b + "0.bias": (channel,)})
+        for r in range(1, res_blocks + 1):
+            keys.update(
+                {
+                    f"{b}{r}.conv.1.weight": (res_channel, channel, 3, 3),
+                    f"{b}{r}.conv.1.bias": (res_channel,),
+                    f"{b}{r}.conv.3.weight": (channel, res_channel, 1, 1),
+                    f"{b}{r}.conv.3.bias": (channel,),
+                }
+            )
+        t1, t2 = res_blocks + 2, res_blocks + 4  # after the ReLU; ConvTranspose is (in, out, k, k)
+        keys.update(
+            {
+                f"{b}{t1}.weight": (channel, channel // 2, 4, 4),
+                f"{b}{t1}.bias": (channel // 2,),
+                f"{b}{t2}.weight": (channel // 2, out, 4, 4),
+                f"{b}{t2}.bias": (out,),
+            }
+        )
+    return keys
+
+
+def _reference_file(tmp_path: Path, layout: dict[str, tuple[int, ...]], name: str) -> Path:
+    """The converter's output: one state dict per DINO-WM module, nested by module name."""
+    gen = torch.Generator().manual_seed(1)
+    nested: dict[str, dict[str, torch.Tensor]] = {}
+    for key, shape in layout.items():
+        part, rest = key.split(".", 1)
+        nested.setdefault(part, {})[rest] = torch.randn(shape, generator=gen)
+    path = tmp_path / name
+    torch.save({**nested, "epoch": 7}, path)
+    return path
+
+
+def test_dino_wm_checkpoint_in_the_reference_layout_loads(tmp_path: Path, dino_file: Path) -> None:
+    layout = reference_checkpoint_layout()
+    path = _reference_file(tmp_path, layout, "model_latest_converted.pt")
+    ref = torch.load(path, weights_only=True)
+    m = create_world_model("jepa:dino_wm", dino_weights=str(dino_file), weights=str(path), **SMALL)
+    own = m.state_dict()
+    blocks = ref["predictor"]
+    assert torch.equal(own["predictor.pos_embedding"], blocks["pos_embedding"])
+    assert torch.equal(
+        own["predictor.layers.0.1.4.weight"], blocks["transformer.layers.0.1.net.4.weight"]
+    )
+    assert torch.equal(own["predictor.norm.bias"], blocks["transformer.norm.bias"])
+    assert torch.equal(
+        own["action_encoder.patch_embed.weight"], ref["action_encoder"]["patch_embed.weight"]
+    )
+    assert torch.equal(own["decoder.dec.blocks.5.weight"], ref["decoder"]["dec.blocks.5.weight"])
+    # the frozen encoder keeps the DINOv2 weights it was built with (not in DINO-WM's files)
+    assert torch.equal(own["encoder.cls_token"], torch.load(dino_file)["cls_token"])
+    # every trainable tensor came from the file: the counts agree
+    trainable = sum(p.numel() for n, p in m.named_parameters() if not n.startswith("encoder."))
+    assert trainable == sum(
+        math.prod(s) for k, s in layout.items() if not k.startswith("decoder.quantize_b")
+    )
+
+
+def test_dino_wm_checkpoint_errors_name_the_keys(tmp_path: Path, model) -> None:
+    layout = reference_checkpoint_layout()
+    del layout["predictor.transformer.norm.weight"]
+    layout["predictor.transformer.layers.0.0.to_qkv.weight"] = (3, 404)
+    path = _reference_file(tmp_path, layout, "bad.pt")
+    before = model.predictor.pos_embedding.clone()
+    with pytest.raises(ModelFileError, match=r"missing \(1\): predictor\.norm\.weight") as err:
+        load_checkpoint(model, path)
+    assert "predictor.layers.0.0.to_qkv.weight (3, 404) vs (48, 404)" in str(err.value)
+    assert torch.equal(model.predictor.pos_embedding, before)  # nothing loaded from a bad file
+    # the reference's own model_latest.pth pickles modules: refused, with the way out named
+    pickled = tmp_path / "model_latest.pth"
+    torch.save({"predictor": torch.nn.Linear(2, 2)}, pickled)
+    with pytest.raises(ModelFileError, match="worldflux.models.jepa.convert_dino_wm"):
+        load_checkpoint(model, pickled)

@@ -1,10 +1,12 @@
 """JEPA learns offline on two-rooms/wall and plans to held-out goals (slow: minutes on a CPU).
 
-The whole pipeline through the entry points: ``python -m worldflux.collect`` writes random-action
-episodes (with their goal observations) of the 32 x 32 wall, ``python -m worldflux.train
-model=jepa/ci data=offline`` trains on them, and the exported model plans with MPPI toward the
-goals of fresh episodes. It must beat a random policy and the same planner with the untrained
-model, and its embeddings must not collapse. docs/learning.md records a run of this recipe.
+The whole pipeline through the entry points: ``python -m worldflux.collect`` writes PLDM-style
+offline episodes (directed random walks, 8% aimed through the door, with their goal observations)
+of the 32 x 32 wall, ``python -m worldflux.train model=jepa/ci data=offline`` trains on them, and
+the exported model plans with MPPI and PLDM's running cost toward goals in the *other room*
+(PLDM's task) of fresh episodes. It must beat a random policy and the same planner with the
+untrained model, and its embeddings must not collapse. docs/learning.md records a run of this
+recipe.
 """
 
 from __future__ import annotations
@@ -28,13 +30,18 @@ WALL = {
     "max_step": 1.5,
     "door_space": 3,
     "border": 3,
-    "max_steps": 60,
-    "cross": False,  # goals anywhere; across the wall is not reached yet (docs/learning.md)
+    "max_steps": 80,
+    "cross": True,  # PLDM's task: the goal is in the other room
 }
 WALL_ARGS = ["env.size=32", "env.max_step=1.5", "env.door_space=3", "env.border=3"]
 #: The recipe (docs/learning.md): model and planner overrides of jepa:ci for the 32 x 32 wall.
 MODEL = ["model.latent_dim=64", "model.lr=1e-3", "model.batch_size=32", "model.batch_length=16"]
-PLANNER = {"planner.horizon": 20, "planner.num_samples": 256, "planner.iterations": 3}
+PLANNER = {
+    "planner._target_": "worldflux.models.jepa.planning.RunningGoalMPPI",
+    "planner.horizon": 32,
+    "planner.num_samples": 256,
+    "planner.iterations": 2,
+}
 
 
 def _run(args: list[str]) -> str:
@@ -99,9 +106,10 @@ def train_and_evaluate(tmp: Path, episodes: int, updates: int, eval_episodes: in
 
 @pytest.mark.slow
 def test_jepa_plans_to_goals_after_offline_training(tmp_path: Path) -> None:
-    r = train_and_evaluate(tmp_path, episodes=2000, updates=1500, eval_episodes=30)
+    r = train_and_evaluate(tmp_path, episodes=1500, updates=1000, eval_episodes=20)
     print(r)
     trained, untrained, rand = (r[k]["success"] for k in ("trained", "untrained", "random"))
-    assert trained >= rand + 0.2 and trained >= untrained + 0.2, r
+    # across the wall: at least 3 of 20 goals reached, 10 points above both baselines
+    assert trained >= 0.15 and trained >= rand + 0.1 and trained >= untrained + 0.1, r
     # anti-collapse: VICReg keeps the per-feature spread of the embeddings across states
     assert r["embed_std"] > 0.3, r

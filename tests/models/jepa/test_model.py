@@ -173,3 +173,26 @@ def test_a_return_planner_is_refused() -> None:
 def test_discrete_actions_are_refused() -> None:
     with pytest.raises(ConfigError, match="continuous"):
         create_world_model("jepa:ci", action_spec={"kind": "discrete", "dim": 3})
+
+
+def test_running_goal_mppi_sums_pldms_cost_over_the_plan() -> None:
+    from worldflux.models.jepa.planning import RunningGoalMPPI
+
+    m = _model(planner={"_target_": "worldflux.models.jepa.planning.RunningGoalMPPI",
+                        "horizon": 3, "num_samples": 16, "num_elites": 4, "iterations": 2,
+                        "num_pi_trajs": 0, "objective": "goal"})  # fmt: skip
+    assert isinstance(m.planner, RunningGoalMPPI)
+    z, goal = torch.randn(5, m.config.latent_dim), torch.randn(5, m.config.latent_dim)
+    actions = torch.rand(3, 5, 2) * 2 - 1
+    with torch.no_grad():
+        got = m.planner.score(m, z, actions, torch.ones(5), None, goal)
+        want, zt = torch.zeros(5), z
+        for t in range(3):
+            zt = m.transition(zt, actions[t])
+            want -= ((zt - goal) ** 2).mean(-1)
+    torch.testing.assert_close(got, want)
+    obs = torch.randint(0, 256, (2, *m.obs_shape), dtype=torch.uint8)
+    action, state = m.act(obs, goal=obs)
+    assert action.shape == (2, 2) and state["plan_mean"].shape == (2, 3, 2)
+    with pytest.raises(PlanningError, match="objective must be 'goal'"):
+        RunningGoalMPPI(2, objective="return")

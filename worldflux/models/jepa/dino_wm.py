@@ -41,6 +41,8 @@ class DinoWM(WorldModel):
     config_class = JEPAConfig
     capabilities = frozenset({"encode", "transition", "rollout", "decode", "loss", "goal"})
     component_slots = ("encoder", "predictor", "action_encoder", "proprio_encoder", "decoder")
+    #: DINO-WM's checkpoints leave out the frozen encoder (dino_checkpoint.py reads them).
+    loads_weights_itself = True
 
     def __init__(self, config: Mapping[str, Any] | JEPAConfig) -> None:
         super().__init__(config)
@@ -81,6 +83,10 @@ class DinoWM(WorldModel):
             self.planner = build_planner(c.planner, c.action_dim)
         if self._param_device().type != "meta":  # a meta build only counts parameters
             self.load_encoder_weights()
+            if c.weights:
+                from worldflux.models.jepa.dino_checkpoint import load_checkpoint
+
+                load_checkpoint(self, c.weights)
 
     # ------------------------------------------------------------------ encoding
     def _param_device(self) -> torch.device:
@@ -241,6 +247,8 @@ class DinoWM(WorldModel):
     ) -> LossOutput:
         """``model``: latent prediction MSE; ``decoder``: reconstruction of detached latents."""
         if name == "decoder":
+            # as DINO-WM's total loss: the decoder learns from the detached encodings only (the
+            # reference also decodes the predictions, for logging, outside its loss)
             tokens, visual = outputs["model"].outputs["tokens"], outputs["model"].outputs["visual"]
             e = self.encoder.embed_dim
             recon = self.decoder(tokens[..., :e].flatten(0, 1))
