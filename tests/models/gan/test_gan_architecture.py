@@ -185,3 +185,16 @@ def test_rollout_responds_to_actions_and_observe_feeds_frames() -> None:
     right = model.rollout(dict(last), torch.full((2, 3), 3, dtype=torch.long), gen)
     assert left.states["frame"].shape == (2, 3, 3, 16, 16)
     assert not torch.equal(left.states["frame"], right.states["frame"])
+
+
+def test_attention_gain_loads_from_the_reference_scalar_layout() -> None:
+    from worldflux.models.gan.layers import SelfAttention
+
+    block = SelfAttention(16)
+    assert block.gamma.shape == (1,)  # FSDP cannot shard a 0-d parameter
+    state = {k: v.clone() for k, v in block.state_dict().items()}
+    state["gamma"] = torch.tensor(0.25)  # the reference (BigGAN) keeps a 0-d scalar
+    block.load_state_dict(state)
+    assert block.gamma.item() == 0.25
+    x = torch.randn(2, 16, 8, 8)
+    assert block(x).shape == x.shape

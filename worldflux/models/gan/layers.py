@@ -86,6 +86,13 @@ def spectral(module: nn.Module) -> nn.Module:
     return nn.utils.spectral_norm(module)
 
 
+def _gain_as_vector(state: dict[str, Tensor], prefix: str, *args: object) -> None:
+    """Load hook: a 0-d ``gamma`` (the reference's layout) becomes the (1,) parameter."""
+    key = prefix + "gamma"
+    if key in state and state[key].dim() == 0:
+        state[key] = state[key].reshape(1)
+
+
 class SelfAttention(nn.Module):
     """SA-GAN non-local block as released in the BigGAN code (2x2-pooled keys and values)."""
 
@@ -96,8 +103,11 @@ class SelfAttention(nn.Module):
         self.phi = SNConv2d(channels, channels // 8, 1, padding=0, bias=False)
         self.g = SNConv2d(channels, channels // 2, 1, padding=0, bias=False)
         self.o = SNConv2d(channels // 2, channels, 1, padding=0, bias=False)
-        # starts at 0, so the block is the identity until the gain is learnt
-        self.gamma = nn.Parameter(torch.tensor(0.0))
+        # starts at 0, so the block is the identity until the gain is learnt. Stored with shape
+        # (1,) rather than the reference's 0-d scalar because FSDP cannot shard 0-d parameters;
+        # a 0-d gain in a loaded state dict (reference layout, older files) is reshaped on load.
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self._register_load_state_dict_pre_hook(_gain_as_vector)
 
     def forward(self, x: Tensor, do_norm: bool = True, do_activation: bool = True) -> Tensor:
         n, _, h, w = x.shape
