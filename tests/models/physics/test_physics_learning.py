@@ -2,8 +2,9 @@
 
 The HNN paper's comparison, reproduced (docs/learning.md): HNN and the baseline MLP trained with
 the same data and budget on the mass-spring; over 10x the training horizon the HNN's energy and
-state errors are far below the baseline's. And the controlled model swings the pendulum up with
-MPPI in closed loop.
+state errors are far below the baseline's; the same for the LNN on the double pendulum and the
+PixelHNN on pendulum pixels (criteria not yet met, see docs/learning.md). And the controlled
+model (embedded angles) swings the pendulum up with MPPI in closed loop.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
+# the issue's "far below the baseline" for the LNN and PixelHNN checks; neither has been observed
+# to pass yet (docs/learning.md, physics section, has the measured numbers)
+LNN_ENERGY_RATIO = 10.0
+PIXEL_ENERGY_RATIO = 10.0
 
 
 def _train(tmp: Path, *overrides: str) -> Path:
