@@ -204,7 +204,7 @@ class PhysicsEnv(Env):
             self._rng = np.random.default_rng(seed)
         self.state = self._initial()
         self._t = 0
-        self._frame = self._draw(self.state)
+        self._frame = self._draw(self.state) if self.obs_kind == "pixels" else self._frame
         return self._observe(self._frame)
 
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool]:
@@ -220,7 +220,9 @@ class PhysicsEnv(Env):
             reward = -float(err**2 + 0.1 * self.state[1] ** 2 + 0.001 * tau**2)
         self.state = self.advance(self.state, tau)
         self._t += 1
-        previous, self._frame = self._frame, self._draw(self.state)
+        previous = self._frame
+        if self.obs_kind == "pixels":  # drawing costs more than the physics; vectors skip it
+            self._frame = self._draw(self.state)
         return self._observe(previous), reward, False, self._t >= self.max_steps
 
     def render(self) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 The HNN paper's comparison, reproduced (docs/learning.md): HNN and the baseline MLP trained with
 the same data and budget on the mass-spring; over 10x the training horizon the HNN's energy and
-state errors are far below the baseline's. And the controlled model swings the pendulum up with
-MPPI in closed loop.
+state errors are far below the baseline's; the same for the LNN on the double pendulum and the
+PixelHNN on pendulum pixels (criteria not yet met, see docs/learning.md). And the controlled
+model (embedded angles) swings the pendulum up with MPPI in closed loop.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
+# the issue's "far below the baseline" for the LNN and PixelHNN checks; neither has been observed
+# to pass yet (docs/learning.md, physics section, has the measured numbers)
+LNN_ENERGY_RATIO = 10.0
+PIXEL_ENERGY_RATIO = 10.0
 
 
 def _train(tmp: Path, *overrides: str) -> Path:
@@ -51,12 +56,6 @@ def test_hnn_conserves_energy_where_the_baseline_drifts(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="measured 2026-12-01: after 1,486 updates on 4,000 random steps the learned model is "
-    "not accurate enough; MPPI never reached upright (return -1506). With the true dynamics the "
-    "same planner swings up in 76 steps. A longer recipe is still to be found (docs/physics.md).",
-    strict=False,
-)
 def test_controlled_model_swings_the_pendulum_up_with_mppi(tmp_path: Path) -> None:
     from worldflux import create_world_model
     from worldflux.envs.registry import make_env
@@ -74,3 +73,39 @@ def test_controlled_model_swings_the_pendulum_up_with_mppi(tmp_path: Path) -> No
         err = abs((env.state[0] - np.pi + np.pi) % (2 * np.pi) - np.pi)
         upright.append(err < 0.3)
     assert any(upright[:150]) and np.mean(upright[-50:]) > 0.8, f"upright steps: {sum(upright)}"
+
+
+@pytest.mark.slow
+def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(tmp_path: Path) -> None:
+    from worldflux.models.physics.analysis import compare
+
+    # 50 episodes of 100 steps of dt 0.01 (finite differences of a small step), 500 updates
+    data = ["env=physics_double_pendulum", "env.dt=0.01", "env.substeps=10", "model.dt=0.01",
+            "data.prefill=5000", "data.env_steps=5100", "data.train_ratio=1280"]  # fmt: skip
+    runs = {
+        name: _train(tmp_path / name, "model=physics/lnn", f"model.baseline={flag}", *data)
+        for name, flag in (("lnn", "false"), ("baseline", "true"))
+    }
+    env_cfg = yaml.safe_load((ROOT / "conf/env/physics_double_pendulum.yaml").read_text())
+    env_cfg.update(dt=0.01, substeps=10)
+    results = compare(runs, env_cfg, steps=1000, episodes=10)  # 10x the training episodes
+    lnn, base = results["lnn"], results["baseline"]
+    assert lnn["energy_mse"] < base["energy_mse"] / LNN_ENERGY_RATIO, results
+
+
+@pytest.mark.slow
+def test_pixel_hnn_rollout_stays_on_its_orbit_where_the_baseline_drifts(tmp_path: Path) -> None:
+    from worldflux.models.physics.analysis import compare
+
+    # 100 episodes of 30 frame pairs; 2,000 updates of 200 pairs (the reference: 10,000)
+    data = ["env=physics_pendulum_pixels", "data.prefill=3000", "data.env_steps=3100",
+            "data.train_ratio=8000"]  # fmt: skip
+    runs = {
+        name: _train(tmp_path / name, "model=physics/pixel_hnn", f"model.baseline={flag}", *data)
+        for name, flag in (("hnn", "false"), ("baseline", "true"))
+    }
+    env_cfg = yaml.safe_load((ROOT / "conf/env/physics_pendulum_pixels.yaml").read_text())
+    results = compare(runs, env_cfg, steps=300)  # 10x the 30-frame training episodes
+    hnn, base = results["hnn"], results["baseline"]
+    assert hnn["energy_mse"] < base["energy_mse"] / PIXEL_ENERGY_RATIO, results
+    assert hnn["pixel_mse"] < base["pixel_mse"], results

@@ -161,9 +161,27 @@ def test_dissipation_only_removes_energy_without_actions() -> None:
     torch.manual_seed(1)
     model = create_world_model("physics:controlled", hidden_dim=8, dt=0.01)
     x = torch.randn(8, 2)
-    h0 = model.field_net(x)[:, 0]
-    h1 = model.field_net(model.transition(x, torch.zeros(8, 1)))[:, 0]
+    h0 = model.energy_net(x)[:, 0]
+    h1 = model.energy_net(model.transition(x, torch.zeros(8, 1)))[:, 0]
     assert (h1 <= h0 + 1e-5).all()
+
+
+def test_angle_embedding_makes_the_controlled_model_periodic_in_q() -> None:
+    torch.manual_seed(2)
+    model = create_world_model("physics:controlled", hidden_dim=8, angle_embed=True)
+    assert model.field_net.linear1.in_features == 3  # (cos q, sin q, p)
+    assert model.input_matrix.net.linear1.in_features == 2  # (cos q, sin q)
+    x, u = torch.randn(6, 2), torch.rand(6, 1)
+    turn = torch.tensor([2 * math.pi, 0.0])
+    step, wound = model.transition(x, u), model.transition(x + 3 * turn, u)
+    assert torch.allclose(wound - 3 * turn, step, atol=1e-4)  # float32 rounding of q + 6 pi
+    # dH/dq by the chain rule through (cos q, sin q): the field is the symplectic gradient
+    xg = x.clone().requires_grad_(True)
+    dh = torch.autograd.grad(model.energy_net(xg).sum(), xg)[0]
+    field = model.time_derivative(x, torch.zeros(6, 1))
+    assert torch.allclose(field[:, 0], dh[:, 1], atol=1e-6)
+    with pytest.raises(ConfigError, match="angle_embed"):
+        get_config("physics:lnn", angle_embed=True)
 
 
 def test_bad_inputs_are_clear_errors() -> None:

@@ -40,6 +40,9 @@ class PhysicsConfig(WorldModelConfig):
             coordinates, HNN).
         angle_wrap: LNN: take ``q mod 2 pi`` before the Lagrangian (angles, as the reference).
         dissipation: controlled: learn a damping matrix ``D(q)``.
+        angle_embed: ``hnn`` / ``controlled``: the networks see ``(cos q, sin q, p)`` instead of
+            ``(q, p)`` (Symplectic ODE-Net's embedded angles), so the learned energy, ``g`` and
+            ``D`` are 2 pi periodic in ``q`` (pendulums whose angle winds past +-pi).
         dt: time between two observations (must equal the environment's ``dt``).
         integrator: how rollouts and the loss advance states (``euler``, ``semi_implicit_euler``,
             ``leapfrog``, ``rk4``).
@@ -111,6 +114,7 @@ class PhysicsConfig(WorldModelConfig):
     hnn_coef: float = 0.1
     angle_wrap: bool = False
     dissipation: bool = False
+    angle_embed: bool = False
     dt: float = 0.1
     integrator: str = "rk4"
     loss_integrator: str = "euler"
@@ -159,6 +163,11 @@ class PhysicsConfig(WorldModelConfig):
                 f"_target_={self._target_!r}"
             )
         self._check_spaces()
+        if self.angle_embed and self.kind not in ("hnn", "controlled"):
+            raise ConfigError(
+                "angle_embed applies to kind 'hnn' or 'controlled' (use angle_wrap for 'lnn'), "
+                f"got kind={self.kind!r}"
+            )
         if self.num_elites > self.num_samples or self.min_std > self.max_std:
             raise ConfigError(
                 "need num_elites <= num_samples and min_std <= max_std, got "

@@ -7,7 +7,8 @@ Fields (each maps a state ``x (N, D)``, ``D = 2 Q``, and an optional force ``u (
   outputs ``(F1, F2)``; the solenoidal part ``dF2/dx @ M.T`` is the symplectic gradient
   ``(dH/dp, -dH/dq)`` and the optional conservative part is ``dF1/dx``.
 - Lagrangian (LNN, Cranmer et al. 2020, lagrangian_nns @ 2fc26cb ``lnn.py``): for ``x = (q, qd)``,
-  ``qdd = pinv(d2L/dqd2) (dL/dq - d2L/(dqd dq) qd)`` by ``torch.func`` (the reference wraps angles
+  ``qdd = pinv(d2L/dqd2) (dL/dq - d2L/(dqd dq) qd)`` by ``torch.func`` (one ``jacfwd`` of the
+  gradient gives every second derivative; the reference wraps angles
   ``q mod 2 pi`` first, here behind ``angle_wrap``).
 - Controlled Hamiltonian (Symplectic ODE-Net, Zhong et al. 2020): ``dq = dH/dp``,
   ``dp = -dH/dq + g(q) u - D(q) dH/dp`` with a learned input matrix ``g`` and optional damping ``D``.
@@ -82,22 +83,28 @@ def lagrangian_field(
     lagrangian: Callable[[Tensor], Tensor], x: Tensor, angle_wrap: bool = False
 ) -> Tensor:
     """The LNN field ``(N, D) = (qd, qdd)`` of the scalar network ``lagrangian`` at ``x``."""
-    from torch.func import grad, hessian, jacrev, vmap
+    from torch.func import grad, jacfwd, vmap
 
     q_dim = x.shape[-1] // 2
-    q, qd = x[:, :q_dim], x[:, q_dim:]
+    qd = x[:, q_dim:]
     if angle_wrap:
-        q = torch.remainder(q, 2 * torch.pi)
+        x = torch.cat([torch.remainder(x[:, :q_dim], 2 * torch.pi), qd], -1)
 
-    def lag(qi: Tensor, qdi: Tensor) -> Tensor:
-        return lagrangian(torch.cat([qi, qdi])[None])[0, 0]
+    def lag(xi: Tensor) -> Tensor:
+        return lagrangian(xi[None])[0, 0]
 
-    h = vmap(hessian(lag, argnums=1))(q, qd)  # (N, Q, Q)
-    dl_dq = vmap(grad(lag, argnums=0))(q, qd)  # (N, Q)
-    mixed = vmap(jacrev(jacrev(lag, argnums=1), argnums=0))(q, qd)  # [i, j] = d2L/dqd_i dq_j
-    rhs = dl_dq - (mixed @ qd.unsqueeze(-1)).squeeze(-1)
+    def grad_twice(xi: Tensor) -> tuple[Tensor, Tensor]:
+        g = grad(lag)(xi)
+        return g, g
+
+    # one forward-over-reverse pass gives the whole Hessian of L in (q, qd) and, as the aux
+    # output, its gradient: cheaper than separate hessian / grad / mixed-jacobian passes
+    hess, dl = vmap(jacfwd(grad_twice, has_aux=True))(x)  # (N, D, D), (N, D)
+    h = hess[:, q_dim:, q_dim:]  # d2L/dqd2
+    mixed = hess[:, q_dim:, :q_dim]  # [i, j] = d2L/dqd_i dq_j
+    rhs = dl[:, :q_dim] - (mixed @ qd.unsqueeze(-1)).squeeze(-1)
     qdd = (torch.linalg.pinv(h) @ rhs.unsqueeze(-1)).squeeze(-1)
-    return torch.cat([x[:, q_dim:], qdd], -1)
+    return torch.cat([qd, qdd], -1)
 
 
 def check_step(dt: float, integrator: str) -> None:

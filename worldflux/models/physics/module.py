@@ -35,6 +35,7 @@ from worldflux.models.physics.networks import (
     Dissipation,
     InputMatrix,
     MLPAutoencoder,
+    embed_angles,
     symplectic_matrix,
 )
 
@@ -54,6 +55,7 @@ class Physics(WorldModel):
         self.input_matrix: InputMatrix | None = None
         self.dissipation: Dissipation | None = None
         d = self.state_dim
+        e = d + d // 2 if c.angle_embed else d  # network input: (cos q, sin q, p) or (q, p)
         if c.kind == "pixel_hnn":
             self.autoencoder = MLPAutoencoder(
                 math.prod(c.obs_shape), c.ae_hidden_dim, c.latent_dim, c.ae_nonlinearity
@@ -63,17 +65,21 @@ class Physics(WorldModel):
             out = d if c.baseline else 1
             self.field_net = MLP(d, c.hidden_dim, out, c.num_hidden, c.nonlinearity, True)
         elif c.kind == "controlled":
-            inp = d + c.action_dim if c.baseline else d
+            inp = e + c.action_dim if c.baseline else e
             self.field_net = MLP(inp, c.hidden_dim, d if c.baseline else 1, c.num_hidden,
                                  c.nonlinearity)  # fmt: skip
             if not c.baseline:
-                self.input_matrix = InputMatrix(d // 2, c.action_dim, c.hidden_dim, c.nonlinearity)
+                self.input_matrix = InputMatrix(
+                    d // 2, c.action_dim, c.hidden_dim, c.nonlinearity, c.angle_embed
+                )
                 if c.dissipation:
-                    self.dissipation = Dissipation(d // 2, c.hidden_dim, c.nonlinearity)
+                    self.dissipation = Dissipation(
+                        d // 2, c.hidden_dim, c.nonlinearity, c.angle_embed
+                    )
         else:
             # HNN: two outputs (F1 conservative, F2 solenoidal) as in hamiltonian-nn's train.py
             out = d if c.baseline else 2
-            self.field_net = MLP(d, c.hidden_dim, out, c.num_hidden, c.nonlinearity)
+            self.field_net = MLP(e, c.hidden_dim, out, c.num_hidden, c.nonlinearity)
 
     # ------------------------------------------------------------------ shapes and checks
     @property
@@ -108,21 +114,27 @@ class Physics(WorldModel):
         return a
 
     # ------------------------------------------------------------------ the field
+    def energy_net(self, x: Tensor) -> Tensor:
+        """The field network at states ``x (N, D)``, through the angle embedding if configured."""
+        return self.field_net(embed_angles(x, x.shape[-1] // 2) if self.config.angle_embed else x)
+
     def time_derivative(self, x: Tensor, action: Tensor | None = None) -> Tensor:
         """``dx/dt (N, D)`` of states ``x (N, D)`` (``action (N, A)`` for the controlled kind)."""
         c = self.config
         if c.baseline:
-            inp = x if c.kind != "controlled" else torch.cat([x, self._force(action, x)], -1)
+            inp = embed_angles(x, x.shape[-1] // 2) if c.angle_embed else x
+            if c.kind == "controlled":
+                inp = torch.cat([inp, self._force(action, x)], -1)
             return self.field_net(inp)
         if c.kind == "lnn":
             return dynamics.lagrangian_field(self.field_net, x, c.angle_wrap)
         if c.kind == "controlled":
             assert self.input_matrix is not None
             return dynamics.controlled_field(
-                self.field_net, x, self._force(action, x), self.input_matrix, self.dissipation
+                self.energy_net, x, self._force(action, x), self.input_matrix, self.dissipation
             )
         m = symplectic_matrix(x.shape[-1]).to(x)
-        return dynamics.hamiltonian_field(self.field_net, x, m, c.field_type)
+        return dynamics.hamiltonian_field(self.energy_net, x, m, c.field_type)
 
     def _force(self, action: Tensor | None, x: Tensor) -> Tensor:
         if action is None:

@@ -143,19 +143,36 @@ def symplectic_matrix(n: int, canonical: bool = True) -> Tensor:
     return torch.where(upper, -m, m)
 
 
+def embed_angles(x: Tensor, q_dim: int) -> Tensor:
+    """``(..., Q + R) -> (..., 2 Q + R)``: angles ``q`` as ``(cos q, sin q)``, the rest unchanged.
+
+    Symplectic ODE-Net's embedded angle coordinates: a network of the embedding is 2 pi periodic
+    in ``q``, so an angle that has wound several turns (an unwrapped pendulum state) is the same
+    input as its wrapped value, and derivatives in ``q`` follow by the chain rule.
+    """
+    q = x[..., :q_dim]
+    return torch.cat([torch.cos(q), torch.sin(q), x[..., q_dim:]], -1)
+
+
 class InputMatrix(nn.Module):
     """Symplectic ODE-Net's input matrix ``g(q)``: ``(N, Q) -> (N, Q, A)``.
 
-    The action enters the momentum equation as the generalised force ``g(q) u``.
+    The action enters the momentum equation as the generalised force ``g(q) u``. With
+    ``angle_embed`` the network sees ``(cos q, sin q)`` (:func:`embed_angles`).
     """
 
-    def __init__(self, q_dim: int, action_dim: int, hidden_dim: int, nonlinearity: str) -> None:
+    def __init__(
+        self, q_dim: int, action_dim: int, hidden_dim: int, nonlinearity: str,
+        angle_embed: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.q_dim, self.action_dim = q_dim, action_dim
-        self.net = MLP(q_dim, hidden_dim, q_dim * action_dim, 1, nonlinearity, last_bias=True)
+        self.q_dim, self.action_dim, self.angle_embed = q_dim, action_dim, angle_embed
+        inp = 2 * q_dim if angle_embed else q_dim
+        self.net = MLP(inp, hidden_dim, q_dim * action_dim, 1, nonlinearity, last_bias=True)
 
     def forward(self, q: Tensor) -> Tensor:
         """``(N, Q) -> (N, Q, A)``."""
+        q = embed_angles(q, self.q_dim) if self.angle_embed else q
         return self.net(q).view(-1, self.q_dim, self.action_dim)
 
 
@@ -163,15 +180,19 @@ class Dissipation(nn.Module):
     """A positive semi-definite damping matrix ``D(q) = L L^T`` (``(N, Q) -> (N, Q, Q)``).
 
     Dissipative Symplectic ODE-Net: the momentum loses ``D(q) dH/dp``, so energy only decreases
-    without actions.
+    without actions. ``angle_embed`` as in :class:`InputMatrix`.
     """
 
-    def __init__(self, q_dim: int, hidden_dim: int, nonlinearity: str) -> None:
+    def __init__(
+        self, q_dim: int, hidden_dim: int, nonlinearity: str, angle_embed: bool = False
+    ) -> None:
         super().__init__()
-        self.q_dim = q_dim
-        self.net = MLP(q_dim, hidden_dim, q_dim * q_dim, 1, nonlinearity, last_bias=True)
+        self.q_dim, self.angle_embed = q_dim, angle_embed
+        inp = 2 * q_dim if angle_embed else q_dim
+        self.net = MLP(inp, hidden_dim, q_dim * q_dim, 1, nonlinearity, last_bias=True)
 
     def forward(self, q: Tensor) -> Tensor:
         """``(N, Q) -> (N, Q, Q)``."""
+        q = embed_angles(q, self.q_dim) if self.angle_embed else q
         low = self.net(q).view(-1, self.q_dim, self.q_dim).tril()
         return low @ low.transpose(1, 2)
