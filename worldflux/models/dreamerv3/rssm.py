@@ -149,7 +149,10 @@ class RSSM(nn.Module):
         reset = torch.sigmoid(gates[:, :, 0])
         cand = torch.tanh(reset * gates[:, :, 1])
         update = torch.sigmoid(gates[:, :, 2] - 1.0)
-        return torch.lerp(deter.view(n, g, w), cand, update).reshape(n, self.deter)
+        # under autocast the gates come out in bf16/fp16 while the carried state stays in
+        # float32 (as in the official code's bf16 compute, fp32 state); lerp needs one dtype
+        d = deter.view(n, g, w)
+        return torch.lerp(d, cand.to(d.dtype), update.to(d.dtype)).reshape(n, self.deter)
 
     def prior_logit(self, deter: Tensor) -> Tensor:
         """Prior logits ``(..., S, K)`` from ``deter (..., D)``."""
