@@ -76,8 +76,11 @@ def test_controlled_model_swings_the_pendulum_up_with_mppi(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not met yet: at 500 updates the LNN's energy error is above the baseline's "
-                   "(docs/learning.md, physics)", strict=False)
+@pytest.mark.xfail(
+    reason="not met yet: at 500 updates the LNN's energy error is above the baseline's "
+    "(docs/learning.md, physics)",
+    strict=False,
+)
 def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(tmp_path: Path) -> None:
     from worldflux.models.physics.analysis import compare
 
@@ -96,8 +99,11 @@ def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not met yet: PixelHNN's read-out energy error is above the baseline's "
-                   "(docs/learning.md, physics)", strict=False)
+@pytest.mark.xfail(
+    reason="not met yet: PixelHNN's read-out energy error is above the baseline's "
+    "(docs/learning.md, physics)",
+    strict=False,
+)
 def test_pixel_hnn_rollout_stays_on_its_orbit_where_the_baseline_drifts(tmp_path: Path) -> None:
     from worldflux.models.physics.analysis import compare
 
