@@ -154,6 +154,31 @@ def test_warmup_ramps_the_learning_rate_and_clipping_bounds_the_step() -> None:
     assert "grad/actor_norm" in metrics and "loss/actor" in metrics
 
 
+def _wsd_lr(step: int, start: float, ref: float, final: float, warm: int, anneal: int, total: int):
+    """The V-JEPA 2 reference's WSDSchedule after its ``step``-th ``step()`` call (written from
+    its definition: linear warm-up, constant, linear anneal over the last ``anneal`` steps)."""
+    if step < warm:
+        return start + step / warm * (ref - start)
+    if step < total - anneal:
+        return ref
+    return ref + (step - (total - anneal)) / anneal * (final - ref)
+
+
+def test_vjepa2_ac_schedule_is_the_references_warmup_constant_anneal() -> None:
+    config = get_config("vjepa2:base")
+    (phase,) = parse_phases(config.phases, config)
+    for step in (0, 1, 2249, 4498, 4499, 4500, 60000, 89998, 89999, 90000, 92249, 94498):
+        expected = _wsd_lr(step + 1, 7.5e-5, 4.25e-4, 0.0, 4500, 4500, 94500)
+        assert phase.lr_scale(step) * config.lr == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert phase.lr_scale(10**6) == 0.0  # after the schedule: final_lr, not below
+    with pytest.raises(
+        ConfigError, match=r"phases\.p\.total_steps must be >= warmup \+ anneal \(4500 \+ 4500\)"
+    ):
+        parse_phases({"p": {**config.phases["train"], "anneal": 4500, "total_steps": 12}}, config)
+    with pytest.raises(ConfigError, match="total_steps=100 must be >= warmup"):
+        get_config("vjepa2:ci", anneal=100, total_steps=100)
+
+
 def _demo_batch(b: int = 3, t: int = 7) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return {

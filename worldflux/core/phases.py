@@ -15,7 +15,11 @@ phase (the order is the order in which due phases run within one update)::
         start_updates: 0         # first update the phase runs in
         start_env_steps: 0       # ... and the environment steps it waits for
         every: 1                 # runs in every N-th update from its start
-        warmup: 0                # linear learning-rate warm-up over its first N steps
+        warmup: 0                # linear learning-rate warm-up over its first N steps ...
+        warmup_start: 0.0        # ... from this multiple of the learning rate
+        anneal: 0                # linear decay over the last N of total_steps steps ...
+        total_steps: 0           # ... (warm-up, constant, anneal: a WSD schedule)
+        final_lr_scale: 0.0      # ... to this multiple of the learning rate
         weight_decay: null       # decoupled decay on weights; biases and norm gains get none
       policy:
         modules: [policy]
@@ -40,7 +44,15 @@ from worldflux.errors import ConfigError, suggest
 #: Prefix of a string value that names a field of the family config.
 CONFIG_REF = "config."
 
-_INT_FIELDS = ("burn_in", "start_updates", "start_env_steps", "every", "warmup")
+_INT_FIELDS = (
+    "burn_in",
+    "start_updates",
+    "start_env_steps",
+    "every",
+    "warmup",
+    "anneal",
+    "total_steps",
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,30 @@ class Phase:
     every: int = 1
     warmup: int = 0
     weight_decay: float | None = None
+    warmup_start: float = 0.0
+    anneal: int = 0
+    total_steps: int = 0
+    final_lr_scale: float = 0.0
+
+    def lr_scale(self, step: int) -> float:
+        """The learning-rate multiple of this phase's ``step``-th optimiser step (0-based).
+
+        Warm-up, constant, anneal (WSD): linear from ``warmup_start`` to 1 over the first
+        ``warmup`` steps, 1, then linear to ``final_lr_scale`` over the last ``anneal`` of
+        ``total_steps`` steps, and ``final_lr_scale`` after them.
+        """
+        n = step + 1  # the schedule's count after this step's update of the learning rate
+        if n < self.warmup:
+            return self.warmup_start + (1.0 - self.warmup_start) * n / self.warmup
+        if self.anneal and n >= self.total_steps - self.anneal:
+            done = min(1.0, (n - (self.total_steps - self.anneal)) / self.anneal)
+            return 1.0 + done * (self.final_lr_scale - 1.0)
+        return 1.0
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate changes over the phase's steps."""
+        return self.warmup > 0 or self.anneal > 0
 
     def due(self, update: int, env_steps: int) -> bool:
         """Whether the phase runs in update number ``update`` (0-based) at ``env_steps``."""
@@ -177,12 +213,19 @@ def parse_phase(name: str, node: Mapping[str, Any], config: Any = None) -> Phase
     kwargs["weight_decay"] = _number(
         data.get("weight_decay"), f"{where}.weight_decay", float, 0.0, allow_none=True
     )
+    for key in ("warmup_start", "final_lr_scale"):
+        kwargs[key] = _number(data.get(key, 0.0), f"{where}.{key}", float, 0.0)
     for key in ("batch_size", "batch_length"):
         kwargs[key] = _number(data.get(key), f"{where}.{key}", int, 1, allow_none=True)
     for key in _INT_FIELDS:
         default = 1 if key == "every" else 0
         kwargs[key] = _number(
             data.get(key, default), f"{where}.{key}", int, 1 if key == "every" else 0
+        )
+    if kwargs["anneal"] and kwargs["total_steps"] < kwargs["warmup"] + kwargs["anneal"]:
+        raise ConfigError(
+            f"{where}.total_steps must be >= warmup + anneal ({kwargs['warmup']} + "
+            f"{kwargs['anneal']}) when anneal is set, got {kwargs['total_steps']}"
         )
     batch = data.get("batch")
     if batch is not None and not isinstance(batch, str):

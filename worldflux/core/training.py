@@ -286,9 +286,9 @@ class PhaseTraining:
             loss.backward()
 
     def _apply_warmup(self, phase: Phase, opt: Any) -> None:
-        if phase.warmup <= 0:
+        if not phase.scheduled:
             return
-        scale = min(1.0, (self.phase_steps[phase.name] + 1) / phase.warmup)
+        scale = phase.lr_scale(self.phase_steps[phase.name])
         for group in _raw(opt).param_groups:
             group.setdefault("base_lr", group["lr"])
             group["lr"] = group["base_lr"] * scale

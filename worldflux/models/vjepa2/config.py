@@ -41,6 +41,11 @@ class VJEPA2Config(WorldModelConfig):
         loss_exp: exponent of the ``|pred - target| ** p / p`` loss (1: L1).
         init_std: truncated-normal initialisation scale.
         lr, warmup, weight_decay: AdamW learning rate, linear warm-up steps, decoupled decay.
+        start_lr, anneal, total_steps, final_lr: the reference's warm-up / constant / anneal
+            schedule (``WSDSchedule`` of the AC stage): linear from ``start_lr`` to ``lr`` over
+            ``warmup`` steps, ``lr``, then linear to ``final_lr`` over the last ``anneal`` of
+            ``total_steps`` steps (``anneal: 0``: no decay, as the pretraining configs' cosine
+            with ``final_lr == lr``).
         batch_size, batch_length, train_ratio: replay batches (``batch_length`` frames per clip).
         weights: optional local path of an official checkpoint (``encoder`` / ``target_encoder``
             and ``predictor`` state dicts) loaded at build time.
@@ -79,6 +84,10 @@ class VJEPA2Config(WorldModelConfig):
         "init_std": POSITIVE,
         "lr": POSITIVE,
         "warmup": NON_NEGATIVE,
+        "start_lr": NON_NEGATIVE,
+        "anneal": NON_NEGATIVE,
+        "total_steps": NON_NEGATIVE,
+        "final_lr": NON_NEGATIVE,
         "weight_decay": NON_NEGATIVE,
         "train_ratio": POSITIVE,
     }
@@ -122,6 +131,10 @@ class VJEPA2Config(WorldModelConfig):
 
     lr: float = 4.25e-4
     warmup: int = 4500
+    start_lr: float = 7.5e-5
+    anneal: int = 4500
+    total_steps: int = 94500
+    final_lr: float = 0.0
     weight_decay: float = 0.04
     batch_size: int = 8
     batch_length: int = 8
@@ -148,8 +161,23 @@ class VJEPA2Config(WorldModelConfig):
         }
     )
 
+    @property
+    def warmup_start_scale(self) -> float:
+        """``start_lr`` as a multiple of ``lr`` (the phase schedule works in multiples)."""
+        return self.start_lr / self.lr
+
+    @property
+    def final_lr_scale(self) -> float:
+        """``final_lr`` as a multiple of ``lr``."""
+        return self.final_lr / self.lr
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.anneal and self.total_steps < self.warmup + self.anneal:
+            raise ConfigError(
+                f"total_steps={self.total_steps} must be >= warmup + anneal "
+                f"({self.warmup} + {self.anneal}) when anneal > 0"
+            )
         for name, spec in self.modalities().items():
             h, w = spec["shape"][-2:]
             if h % self.patch_size or w % self.patch_size:
