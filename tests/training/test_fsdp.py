@@ -15,12 +15,12 @@ from worldflux.errors import ConfigError
 from worldflux.factory import create_world_model
 from worldflux.models import FAMILIES
 from worldflux.training.checkpoint import SHARDED_METADATA, resume_path
+from worldflux.training.sharded import sharded_grad_norm
 from worldflux.training.strategy import (
     FSDP_OPTIONS,
     WorldModelFSDP,
     build_fsdp,
     fsdp_options,
-    sharded_grad_norm,
     wrap_classes,
 )
 

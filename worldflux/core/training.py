@@ -264,7 +264,7 @@ class PhaseTraining:
             self.phase_steps.update({k: int(v) for k, v in state["steps"].items()})
 
     # ------------------------------------------------------------------ helpers
-    #: Set by a sharding strategy (:class:`worldflux.training.strategy.ShardedPhases` under
+    #: Set by a sharding strategy (:class:`worldflux.training.sharded.ShardedPhases` under
     #: FSDP): runs each phase's loss and ``after_phase`` with the parameters gathered and
     #: computes gradient norms over the ranks' shards. ``None``: parameters are whole.
     sharding: Any = None

@@ -338,7 +338,7 @@ class OpenLoopVideo(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        from worldflux.training.strategy import whole_model
+        from worldflux.training.sharded import whole_model
 
         dm = _datamodule(trainer)
         if dm is None or self.every <= 0 or dm.updates % self.every:

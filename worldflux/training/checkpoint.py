@@ -76,7 +76,7 @@ def export_model(trainer: Any, model: Any, path: Path) -> Path | None:
     (a collective), loaded into a plain copy of the model on rank 0, and that
     copy is saved, so the export loads in one process like any other.
     """
-    from worldflux.training.strategy import whole_model
+    from worldflux.training.sharded import whole_model
 
     if getattr(model, "sharding", None) is None and not trainer.is_global_zero:
         return None

@@ -40,7 +40,7 @@ from worldflux.data.replay import Replay
 from worldflux.envs.base import EnvSpec
 from worldflux.errors import ConfigError
 from worldflux.training.collector import Collector
-from worldflux.training.strategy import full_parameters
+from worldflux.training.sharded import full_parameters
 
 #: Seed offset between ranks, so each rank's environments differ.
 RANK_SEED_STRIDE = 10_000

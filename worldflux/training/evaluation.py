@@ -175,7 +175,7 @@ class PeriodicEval(L.Callback):
         """Run one evaluation on rank 0 and log it; return its metrics (empty on other ranks)."""
         import torch
 
-        from worldflux.training.strategy import whole_model
+        from worldflux.training.sharded import whole_model
 
         self.last_update = updates
         if getattr(pl_module, "sharding", None) is not None:
