@@ -162,3 +162,21 @@ def test_missing_suite_names_the_extra(suite: str, extra: str, module: str) -> N
     ids = {"atari": "pong", "dmc": "walker_walk", "crafter": "reward"}
     with pytest.raises(ImportError, match=rf"worldflux\[{extra}\]"):
         make_env({"suite": suite, "id": ids[suite]})
+
+
+def test_reach_blob_images_show_sub_pixel_moves_and_shrink_toward_the_goal() -> None:
+    import yaml
+
+    from worldflux import catalog
+
+    node = yaml.safe_load((catalog.conf_dir() / "env" / "reach_blob.yaml").read_text())
+    assert node["blob"] > 0 and node["obs"] == "image"
+    env = make_env({"suite": "embedded", "id": "reach", "obs": "image", "blob": node["blob"]}, 0)
+    obs = env.reset()["obs"]
+    assert obs.shape == (3, 16, 16) and obs.dtype == np.uint8
+    image = env._image  # the observation of a position
+    goal = image(np.zeros(2, np.float32)).astype(float)
+    gaps = [np.abs(image(np.array([d, 0.0], np.float32)) - goal).mean() for d in (0.03, 0.1, 0.3)]
+    assert 0 < gaps[0] < gaps[1] < gaps[2]  # a move of a fifth of a pixel changes the frame
+    with pytest.raises(ConfigError, match="blob >= 0"):
+        make_env({"suite": "embedded", "id": "reach", "obs": "image", "blob": -0.1})

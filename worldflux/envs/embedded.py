@@ -194,8 +194,10 @@ class Reach(Env):
     point by ``step_size * action`` (clipped to the square); the reward is minus the distance to
     the goal, and the episode ends (terminated) within ``radius`` of the goal or is truncated
     after ``max_steps``. Observations show the point only: its position (``obs="vector"``,
-    ``(2,)``) or a ``(3, size, size)`` uint8 image with the point drawn as a square
-    (``obs="image"``).
+    ``(2,)``) or a ``(3, size, size)`` uint8 image with the point drawn as a 2 x 2 square
+    (``obs="image"``), or with ``blob > 0`` as a Gaussian blob of standard deviation ``blob``
+    (in position units) centred on the exact position, so that sub-pixel moves and distances
+    show in the pixels (image distances then shrink smoothly as the point nears the goal).
 
     Goal convention (every goal-reaching environment): :meth:`goal_observation` returns the goal
     as an observation in the same format as :meth:`reset` and :meth:`step` (what the agent would
@@ -207,6 +209,7 @@ class Reach(Env):
         radius: success distance.
         max_steps: steps before truncation.
         size: image side in pixels.
+        blob: standard deviation of the drawn Gaussian blob (0: the 2 x 2 square).
         seed: seed of the start and goal positions.
     """
 
@@ -217,15 +220,17 @@ class Reach(Env):
         radius: float = 0.1,
         max_steps: int = 50,
         size: int = 16,
+        blob: float = 0.0,
         seed: int | None = None,
     ) -> None:
         _check_choice("obs", obs, ("image", "vector"))
-        if step_size <= 0 or radius <= 0 or max_steps < 1 or size < 4:
+        if step_size <= 0 or radius <= 0 or max_steps < 1 or size < 4 or not blob >= 0:
             raise ConfigError(
-                f"Reach needs step_size > 0, radius > 0, max_steps >= 1 and size >= 4; got "
-                f"step_size={step_size}, radius={radius}, max_steps={max_steps}, size={size}"
+                f"Reach needs step_size > 0, radius > 0, max_steps >= 1, size >= 4 and blob >= 0; "
+                f"got step_size={step_size}, radius={radius}, max_steps={max_steps}, size={size}, "
+                f"blob={blob}"
             )
-        self.obs_kind, self.size = obs, size
+        self.obs_kind, self.size, self.blob = obs, size, float(blob)
         self.step_size, self.radius, self.max_steps = step_size, radius, max_steps
         space = ObsSpace("image", (3, size, size)) if obs == "image" else ObsSpace("vector", (2,))
         self.spec = EnvSpec({SINGLE: space}, "continuous", 2, extras={"goal": True})
@@ -259,14 +264,24 @@ class Reach(Env):
         return self._observe(self.goal)
 
     def _image(self, pos: np.ndarray) -> np.ndarray:
+        if self.blob > 0:
+            return self._blob(pos, _COLOURS[2])
         img = np.zeros((self.size, self.size, 3), dtype=np.uint8)
         # pixel centre of the point; a 2x2 square keeps sub-cell moves visible
         cx, cy = ((pos + 1.0) / 2.0 * (self.size - 2)).round().astype(int)
         img[cy : cy + 2, cx : cx + 2] = _COLOURS[2]
         return img
 
+    def _blob(self, pos: np.ndarray, colour: np.ndarray) -> np.ndarray:
+        centres = (np.arange(self.size) + 0.5) / self.size * 2.0 - 1.0  # pixel centres
+        d2 = (centres[None, :] - pos[0]) ** 2 + (centres[:, None] - pos[1]) ** 2
+        weight = np.exp(-d2 / (2.0 * self.blob**2))[..., None]
+        return (weight * colour).round().astype(np.uint8)
+
     def render(self) -> np.ndarray:
         img = self._image(self.position)
+        if self.blob > 0:
+            return np.maximum(img, self._blob(self.goal, _COLOURS[1]))
         gx, gy = ((self.goal + 1.0) / 2.0 * (self.size - 2)).round().astype(int)
         img[gy : gy + 2, gx : gx + 2] = np.maximum(img[gy : gy + 2, gx : gx + 2], _COLOURS[1])
         return img
