@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 #: 1,000 random prefill steps, then one update per environment step: 800 updates of the denoiser
 #: and the reward/termination model alone (the reference's first epoch also trains the world model
-#: before the actor-critic), then 1,000 updates of all three phases.
+#: before the actor-critic), then 450 updates of all three phases, the actor-critic imagining
+#: from 64 initial conditions at lr 3e-3.
 COMMAND = [
     "model=diffusion/ci",
     "env=catch",
@@ -28,8 +29,10 @@ COMMAND = [
     "data.batch_size=16",
     "data.train_ratio=96",
     "data.prefill=1000",
-    "data.env_steps=2800",
+    "data.env_steps=2250",
     "+model.phases.actor_critic.start_updates=800",
+    "+model.phases.actor_critic.batch_size=64",
+    "model.phases.actor_critic.optimizer.lr=3e-3",
     "device=cpu",
     "threads=1",
     "logger=csv",
