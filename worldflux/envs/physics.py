@@ -19,7 +19,8 @@ torque pendulum's reward is the swing-up cost ``-(wrap(q - pi)^2 + 0.1 p^2 + 0.0
 coordinates ``(theta, theta_dot)`` instead of ``(cos, sin, theta_dot)``: its own dynamics (semi-implicit
 Euler, dt 0.05, speed clipped at 8), its torque ``2 u`` and its reward; ``theta = 0`` is upright.
 ``obs="pixels"`` renders the pendulums as two stacked 28 x 28 frames (previous, current), as the
-PixelHNN data.
+PixelHNN data; the first observation of an episode is the drawn initial state and the state one
+unforced ``dt`` later, so every pair carries the velocity.
 """
 
 from __future__ import annotations
@@ -204,8 +205,14 @@ class PhysicsEnv(Env):
             self._rng = np.random.default_rng(seed)
         self.state = self._initial()
         self._t = 0
-        self._frame = self._draw(self.state) if self.obs_kind == "pixels" else self._frame
-        return self._observe(self._frame)
+        if self.obs_kind != "pixels":
+            return self._observe(self._frame)
+        # the first pair must carry the velocity too: the initial state's frame, then the frame
+        # one unforced dt later; the episode goes on from the later state
+        previous = self._draw(self.state)
+        self.state = self.advance(self.state)
+        self._frame = self._draw(self.state)
+        return self._observe(previous)
 
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool]:
         action = self.check_action(action)

@@ -94,10 +94,15 @@ def test_lagrangian_field_recovers_the_double_pendulum_accelerations() -> None:
         potential = -2 * g * torch.cos(t1) - g * torch.cos(t2)
         return (kinetic - potential)[:, None]
 
-    x = torch.tensor(np.random.default_rng(0).uniform(-1, 1, (6, 4)), dtype=torch.float64)
-    got = dynamics.lagrangian_field(lagrangian, x)
+    x = torch.tensor(np.random.default_rng(0).uniform(-4, 4, (6, 4)), dtype=torch.float64)
     want = np.stack([_double_pendulum_field(row, 0.0) for row in x.numpy()])
-    assert np.allclose(got.numpy(), want, atol=1e-8)
+    for wrap in (False, True):  # wrapping angles to [-pi, pi) changes nothing for a periodic L
+        got = dynamics.lagrangian_field(lagrangian, x, angle_wrap=wrap)
+        assert np.allclose(got.numpy(), want, atol=1e-8)
+    wrapped = dynamics.wrap_angles(torch.tensor([-np.pi, -0.1, 0.1, 3.5, -3.5]))
+    assert torch.allclose(
+        wrapped, torch.tensor([-np.pi, -0.1, 0.1, 3.5 - 2 * np.pi, 2 * np.pi - 3.5])
+    )
 
 
 def _batch(x: torch.Tensor, a: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -230,6 +235,7 @@ def test_env_systems_conserve_energy_and_render() -> None:
     pix = PhysicsEnv("pendulum", obs="pixels", seed=0)
     frames = pix.reset()["obs"]
     assert frames.shape == (2, 28, 28) and frames.dtype == np.uint8 and frames.max() > 200
+    assert np.abs(frames[0].astype(int) - frames[1]).max() > 50  # the first pair moves too
     torque = PhysicsEnv("torque_pendulum", dt=0.05, init="bottom", seed=0)
     torque.reset()
     for _ in range(20):

@@ -38,7 +38,7 @@ class PhysicsConfig(WorldModelConfig):
         latent_dim, ae_hidden_dim, ae_nonlinearity: PixelHNN autoencoder.
         recon_coef, cc_coef, hnn_coef: PixelHNN loss weights (reconstruction, canonical
             coordinates, HNN).
-        angle_wrap: LNN: take ``q mod 2 pi`` before the Lagrangian (angles, as the reference).
+        angle_wrap: LNN: the Lagrangian sees angles wrapped to ``[-pi, pi)`` (as the reference).
         dissipation: controlled: learn a damping matrix ``D(q)``.
         angle_embed: ``hnn`` / ``controlled``: the networks see ``(cos q, sin q, p)`` instead of
             ``(q, p)`` (Symplectic ODE-Net's embedded angles), so the learned energy, ``g`` and

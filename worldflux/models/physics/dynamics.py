@@ -8,8 +8,8 @@ Fields (each maps a state ``x (N, D)``, ``D = 2 Q``, and an optional force ``u (
   ``(dH/dp, -dH/dq)`` and the optional conservative part is ``dF1/dx``.
 - Lagrangian (LNN, Cranmer et al. 2020, lagrangian_nns @ 2fc26cb ``lnn.py``): for ``x = (q, qd)``,
   ``qdd = pinv(d2L/dqd2) (dL/dq - d2L/(dqd dq) qd)`` by ``torch.func`` (one ``jacfwd`` of the
-  gradient gives every second derivative; the reference wraps angles
-  ``q mod 2 pi`` first, here behind ``angle_wrap``).
+  gradient along ``qd`` gives both second-derivative blocks; the reference's network sees angles
+  wrapped to ``[-pi, pi)`` (``utils.wrap_coords``), here behind ``angle_wrap``).
 - Controlled Hamiltonian (Symplectic ODE-Net, Zhong et al. 2020): ``dq = dH/dp``,
   ``dp = -dH/dq + g(q) u - D(q) dH/dp`` with a learned input matrix ``g`` and optional damping ``D``.
 
@@ -79,32 +79,43 @@ def controlled_field(
     return out if keep else out.detach()
 
 
+def wrap_angles(q: Tensor) -> Tensor:
+    """Angles ``q`` wrapped to ``[-pi, pi)`` (lagrangian_nns ``utils.wrap_coords``)."""
+    return torch.remainder(q + torch.pi, 2 * torch.pi) - torch.pi
+
+
 def lagrangian_field(
     lagrangian: Callable[[Tensor], Tensor], x: Tensor, angle_wrap: bool = False
 ) -> Tensor:
-    """The LNN field ``(N, D) = (qd, qdd)`` of the scalar network ``lagrangian`` at ``x``."""
+    """The LNN field ``(N, D) = (qd, qdd)`` of the scalar network ``lagrangian`` at ``x``.
+
+    Euler-Lagrange: ``d/dt dL/dqd = dL/dq`` gives
+    ``qdd = H^+ (dL/dq - (d2L/dqd dq) qd)`` with ``H = d2L/dqd2``. Both second-derivative blocks
+    are columns of the Hessian along the velocity directions, so one forward-mode Jacobian of
+    ``grad L`` with respect to ``qd`` (``Q`` tangents, not ``D``) gives them, and its auxiliary
+    output the gradient ``dL/dq``.
+    """
     from torch.func import grad, jacfwd, vmap
 
     q_dim = x.shape[-1] // 2
-    qd = x[:, q_dim:]
-    if angle_wrap:
-        x = torch.cat([torch.remainder(x[:, :q_dim], 2 * torch.pi), qd], -1)
+    q, qd = x[:, :q_dim], x[:, q_dim:]
+    if angle_wrap:  # the network sees angles in [-pi, pi) (the pendulum hangs at q = 0)
+        q = wrap_angles(q)
 
     def lag(xi: Tensor) -> Tensor:
         return lagrangian(xi[None])[0, 0]
 
-    def grad_twice(xi: Tensor) -> tuple[Tensor, Tensor]:
-        g = grad(lag)(xi)
+    def grad_in_qd(qd_i: Tensor, q_i: Tensor) -> tuple[Tensor, Tensor]:
+        g = grad(lag)(torch.cat([q_i, qd_i]))
         return g, g
 
-    # one forward-over-reverse pass gives the whole Hessian of L in (q, qd) and, as the aux
-    # output, its gradient: cheaper than separate hessian / grad / mixed-jacobian passes
-    hess, dl = vmap(jacfwd(grad_twice, has_aux=True))(x)  # (N, D, D), (N, D)
-    h = hess[:, q_dim:, q_dim:]  # d2L/dqd2
-    mixed = hess[:, q_dim:, :q_dim]  # [i, j] = d2L/dqd_i dq_j
+    # jac[n, i, j] = d(dL/dx_i)/dqd_j: rows q_dim: are H, rows :q_dim the mixed block transposed
+    jac, dl = vmap(jacfwd(grad_in_qd, has_aux=True))(qd, q)  # (N, D, Q), (N, D)
+    h = jac[:, q_dim:]  # [i, j] = d2L/dqd_i dqd_j
+    mixed = jac[:, :q_dim].transpose(1, 2)  # [i, j] = d2L/dqd_i dq_j
     rhs = dl[:, :q_dim] - (mixed @ qd.unsqueeze(-1)).squeeze(-1)
     qdd = (torch.linalg.pinv(h) @ rhs.unsqueeze(-1)).squeeze(-1)
-    return torch.cat([qd, qdd], -1)
+    return torch.cat([x[:, q_dim:], qdd], -1)
 
 
 def check_step(dt: float, integrator: str) -> None:
