@@ -2,7 +2,8 @@
 
 Usage::
 
-    python scripts/bench_gan.py [--official /tmp/gamegan] [--preset gan:base] [--batch 2]
+    python scripts/bench_gan.py [--official /tmp/gamegan] [--setting base] [--small] [--batch 2]
+        [--profile 15]
 
 Measures generated frames per second (an open-loop generator unroll, no gradients) and the time
 of one generator + discriminator update (forward, backward, both optimiser steps), for ours and,
@@ -45,6 +46,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--profile", type=int, default=0, help="print the top N ops of one more update (profiler)"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from compare_gan_official import ours_for
@@ -113,6 +117,15 @@ def main() -> None:
     print("| code | generated frames / s | one G+D update (s) |\n|---|---|---|")
     for (name, fps), u in zip(rows, upd):
         print(f"| {name} | {fps:.1f} | {u:.2f} |")
+    if args.profile:
+        updates = [("worldflux", ours_update)] + (
+            [("official", ref_update)] if args.official else []
+        )
+        for name, fn in updates:
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                fn()
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile)
+            print(f"\n{name}: one G+D update, top {args.profile} ops by self CPU time\n{table}")
 
 
 if __name__ == "__main__":

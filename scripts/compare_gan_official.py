@@ -16,7 +16,9 @@ same frames, actions, wrong actions and per-step noise ``z``. Compared (max abs 
 2. train mode: every discriminator loss term, R1 penalties included
    (``Trainer.discriminator_trainstep``) on that rollout;
 3. one whole training update (the reference's generator step with its two Adams, then its
-   discriminator step) against our two phases, compared on every parameter afterwards.
+   discriminator step) against our two phases, compared on every parameter afterwards; the
+   reference's temporal Adam steps when its generator step returns (:class:`DeferredStep`), which
+   lets the memory setting's cycle-loss step run on current torch without changing the update.
 
 Settings are the three presets' code paths at small widths (fast on a CPU); ``--full`` runs the
 presets at their real widths (minutes).
@@ -140,6 +142,44 @@ class FixedNoise:
         out = self.noise[self.i % len(self.noise)]
         self.i += 1
         return out.clone()
+
+
+class DeferredStep:
+    """Stands in for the reference's temporal Adam in its generator step; steps it afterwards.
+
+    With the cycle loss the reference runs ``(total + cycle).backward(retain_graph=True)``, steps
+    its temporal Adam, then runs ``total.backward()`` through the same graph for its graphic Adam.
+    Current torch refuses the second backward (the temporal parameters it saved were changed in
+    place). The second backward only feeds the graphic step (its temporal gradients are zeroed
+    before they are used), and what it should give is the gradient of ``total`` at the parameters
+    its forward ran with; so this keeps the temporal gradients of the first backward, and steps
+    the real temporal Adam with them once the reference's generator step has returned. The update
+    is the one the reference's code states: temporal <- Adam(grad(total + cycle)), graphic <-
+    Adam(grad(total)), both at the same parameters. (Without the cycle loss the reference steps
+    its temporal Adam right after a single backward, and deferring that step changes nothing.)
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer) -> None:
+        self.opt, self.grads = opt, None  # type: ignore[var-annotated]
+
+    def _params(self) -> list[Tensor]:
+        return [p for group in self.opt.param_groups for p in group["params"]]
+
+    def step(self) -> None:
+        self.grads = [None if p.grad is None else p.grad.clone() for p in self._params()]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.opt.zero_grad(set_to_none=set_to_none)
+
+    def flush(self) -> None:
+        """Step the real optimiser with the kept gradients (no-op when ``step`` never ran)."""
+        if self.grads is None:
+            return
+        for p, g in zip(self._params(), self.grads):
+            p.grad = g
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.grads = None
 
 
 def fresh(tensors: list[Tensor]) -> list[Tensor]:
@@ -269,7 +309,10 @@ def compare(name: str, root: Path, full: bool, b: int) -> None:
             opts.LAMBDA,
             FixedNoise(data["noise"]),
         )
+        deferred = DeferredStep(o_t)
+        tr.optG_temporal = deferred
         _, _, gout, _, _ = tr.generator_trainstep(fresh(states), fresh(actions), warm_up=warm_up)
+        deferred.flush()
         tr.discriminator_trainstep(
             fresh(states), fresh(actions), fresh(wrong), warm_up=warm_up, gout=gout
         )
@@ -312,7 +355,11 @@ def main() -> None:
     print("| setting | quantity | max abs diff | max abs value |\n|---|---|---|---|", flush=True)
     for name in args.settings:
         done = len(ROWS)
-        compare(name, Path(args.official), args.full, args.batch)
+        try:
+            compare(name, Path(args.official), args.full, args.batch)
+        except RuntimeError as err:  # keep the rows recorded before the failure
+            reason = str(err).splitlines()[0].replace("|", "/")[:160]
+            ROWS.append((name, f"stopped: {reason}", float("nan"), float("nan")))
         for setting, quantity, diff, scale in ROWS[done:]:
             print(f"| {setting} | {quantity} | {diff:.3g} | {scale:.3g} |", flush=True)
 

@@ -30,16 +30,25 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
     return 10 * torch.log10(1.0 / mse)
 
 
-def ssim(pred: Tensor, target: Tensor, window: int = 7) -> Tensor:
-    """Mean SSIM per frame with a uniform ``window`` (images in ``[0, 1]``)."""
-    x, y = pred.flatten(0, -4), target.flatten(0, -4)
-    pad = window // 2
-    mu = lambda t: F.avg_pool2d(t, window, 1, pad, count_include_pad=False)  # noqa: E731
-    mx, my = mu(x), mu(y)
-    vx, vy, cov = mu(x * x) - mx**2, mu(y * y) - my**2, mu(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1).view(pred.shape[:-3])
+def ssim(pred: Tensor, target: Tensor) -> Tensor:
+    """SSIM per frame of images in ``[0, 1]`` (``(..., C, S, S)`` -> ``(...)``) via torchmetrics.
+
+    Gaussian window (sigma 1.5) of side 11, or the largest odd side the image holds, data range 1:
+    the same measurement as ``worldflux.compare.open_loop``.
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    side = min(pred.shape[-2:])
+    kernel = min(11, side - (1 - side % 2))
+    out = structural_similarity_index_measure(
+        pred.flatten(0, -4).float(),
+        target.flatten(0, -4).float(),
+        data_range=1.0,
+        kernel_size=kernel,
+        reduction="none",
+    )
+    assert isinstance(out, Tensor)
+    return out.view(pred.shape[:-3])
 
 
 def _image(obs: Any) -> np.ndarray:
@@ -100,6 +109,17 @@ def collect(
     return out
 
 
+#: What :func:`open_loop_scores` returns, in this order.
+SCORES = (
+    "psnr_model",
+    "psnr_copy_last",
+    "ssim_model",
+    "ssim_copy_last",
+    "response_a_db",
+    "response_b_db",
+)
+
+
 @torch.no_grad()
 def open_loop_scores(
     model: Any, episodes: list[Episode], ab: tuple[int, int], seed: int = 0
@@ -140,25 +160,36 @@ def open_loop_scores(
 
 
 def main() -> None:
-    """``python -m worldflux.models.gan.evaluate <checkpoint or export> [--size 16]``."""
+    """``python -m worldflux.models.gan.evaluate <checkpoint or export>... [--size 16]``.
+
+    With several models (e.g. a run's ``update-*.ckpt``) it prints one markdown row per model.
+    """
     import argparse
 
     from worldflux import create_world_model
     from worldflux.envs.embedded import Catch
 
     p = argparse.ArgumentParser(description="Open-loop scores of a GameGAN on held-out Catch")
-    p.add_argument("model", help="a Lightning checkpoint or a save_pretrained folder")
+    p.add_argument("models", nargs="+", help="Lightning checkpoints or save_pretrained folders")
     p.add_argument("--size", type=int, default=16)
     p.add_argument("--episodes", type=int, default=64)
     p.add_argument("--context", type=int, default=4)
     p.add_argument("--horizon", type=int, default=10)
     args = p.parse_args()
-    model = create_world_model(args.model)
     # held-out: a seed range the training run (seed 0) never draws from; left = 0, right = 2
     env = Catch(size=args.size, seed=10_000)
     episodes = collect(env, args.episodes, args.context, args.horizon, (0, 2), seed=10_001)
-    for key, value in open_loop_scores(model, episodes, (0, 2)).items():
-        print(f"{key}: {value:.3f}")
+    keys = list(SCORES)
+    if len(args.models) > 1:
+        print("| model | " + " | ".join(keys) + " |")
+        print("|" + "---|" * (len(keys) + 1))
+    for path in args.models:
+        scores = open_loop_scores(create_world_model(path), episodes, (0, 2))
+        if len(args.models) > 1:
+            print(f"| {path} | " + " | ".join(f"{scores[k]:.3f}" for k in keys) + " |", flush=True)
+        else:
+            for key in keys:
+                print(f"{key}: {scores[key]:.3f}")
 
 
 if __name__ == "__main__":
