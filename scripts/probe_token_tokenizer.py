@@ -1,0 +1,75 @@
+"""Does IRIS's tokenizer keep the Catch ball and paddle? Train it alone and read them back.
+
+Trains the tokenizer of ``token:ci`` (with preset overrides) on frames of every Catch state drawn
+uniformly (ball cell x paddle column; 16x16, 8 x 5 grid) and prints, every ``--every`` updates,
+the L1 reconstruction and :func:`worldflux.models.token.evaluate.object_accuracy` (ball and paddle
+read back from the decoded frame; chance 1/35 and 1/5). ``--loss vq`` is IRIS's loss (codebook +
+commitment + L1, no LPIPS as in ``token:ci``); ``ae-l1`` / ``ae-l2`` skip the quantiser (decoder on
+the encoder's output) with an L1 / squared error, to tell the quantiser from the loss.
+
+    python scripts/probe_token_tokenizer.py --updates 300 [--lr 1e-3] [--batch 32] \
+        [--loss vq|ae-l1|ae-l2] [vocab_size=64 embed_dim=8 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import time
+
+import numpy as np
+import torch
+
+from worldflux import create_world_model
+from worldflux.envs.embedded import Catch
+from worldflux.models.token.evaluate import object_accuracy
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--updates", type=int, default=300)
+    p.add_argument("--every", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--loss", choices=("vq", "ae-l1", "ae-l2"), default="vq")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("overrides", nargs="*", help="token:ci fields, key=value")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    over = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in a.overrides)}
+    model = create_world_model("token:ci", action_dim=3, **over)
+    catch = Catch(size=16, seed=a.seed)
+    frames = []
+    for r in range(7):
+        for c in range(5):
+            for pad in range(5):  # the embedded Catch has no public state setter
+                catch._ball[:] = (r, c)
+                catch._paddle = pad
+                frames.append(catch.render().transpose(2, 0, 1))
+    data = torch.as_tensor(np.stack(frames))
+    tok = model.tokenizer
+    opt = torch.optim.Adam(tok.parameters(), lr=a.lr)
+    rng = np.random.default_rng(a.seed)
+    start, rec = time.time(), float("nan")
+    for u in range(a.updates + 1):
+        if u % a.every == 0:
+            print(f"update {u}: L1 {rec:.4f} objects {object_accuracy(model)} "
+                  f"{time.time() - start:.0f}s", flush=True)  # fmt: skip
+        obs = data[rng.integers(len(data), size=a.batch)]
+        if a.loss == "vq":
+            out = model.tokenizer_loss({"obs": obs[:, None]})
+            loss, rec = out.total, float(out.components["reconstruction"].detach())
+        else:
+            x = model.frames(obs, 1)
+            err = tok.decode(tok.encode(x).z) - x
+            loss = err.abs().mean() if a.loss == "ae-l1" else err.pow(2).mean()
+            rec = float(err.detach().abs().mean())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(tok.parameters(), 10.0)
+        opt.step()
+
+
+if __name__ == "__main__":
+    main()
