@@ -19,7 +19,11 @@ checkout with ``--official``). Two steps across two Python environments, as the 
    ``Lambda_re/im``, ``B (P, H, 2)``, ``C (H, P, 2)``, ``D``, ``log_step`` and the LayerNorm as
    they are) and prints the largest absolute differences.
 
-``all`` does both (the dump through ``--jax-python``)::
+3. The world model (``scripts/ssm_official_wm.py``): the official ``WorldModel.loss`` at
+   ``ssm:ci``'s widths against ours with the same weights and the official posterior samples:
+   every loss term, the latents and every parameter's gradient.
+
+``all`` does both steps (the dump through ``--jax-python``)::
 
     python scripts/compare_ssm_official.py all \
         --official /work/ref/Recall2Imagine --jax-python /work/refenv/r2i/bin/python
@@ -47,6 +51,7 @@ import subprocess
 import sys
 
 import numpy as np
+from ssm_official_wm import WM_B, WM_T, compare_wm, dump_wm  # scripts/ssm_official_wm.py
 
 B, T, H, P, L, BLOCKS = 3, 24, 16, 16, 2, 8  # batch, length, units, state, layers, blocks
 DT_MIN, DT_MAX = 0.001, 0.1
@@ -235,9 +240,11 @@ def main() -> None:
     a = p.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     npz = {c: os.path.join(a.dir, f"official_s5_{c}.npz") for c in CASES.values()}
+    wm_npz = os.path.join(a.dir, "official_wm.npz")
     if a.step == "dump":
         for case, path in npz.items():
             dump(a.official, path, case)
+        dump_wm(a.official, wm_npz)
         return
     if a.step == "all":
         env = dict(os.environ, PYTHONPATH="", OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu",
@@ -255,6 +262,10 @@ def main() -> None:
     for i, (name, _, _) in enumerate(next(iter(results.values()))):
         cells = [f"{rows[i][1]:.1e} ({rows[i][2]:.3g})" for rows in results.values()]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"\nWorld model (ssm:ci widths, 4-d vector, 4 actions, batch {WM_B} x {WM_T}):\n")
+    print("| quantity | max abs diff | max abs value |\n|---|---|---|")
+    for name, diff, scale in compare_wm(wm_npz):
+        print(f"| {name} | {diff:.1e} | {scale:.3g} |")
 
 
 if __name__ == "__main__":
