@@ -48,26 +48,39 @@ def wm_inputs(seed: int = 0) -> dict:
             "action": eye[rng.integers(0, 4, (WM_B, WM_T))]}  # fmt: skip
 
 
-def dump_wm(official: str, out: str) -> None:
-    """The official ``WorldModel.loss`` at a tiny config: losses, latents and gradients."""
+def load_official(official: str) -> tuple:
+    """``(embodied, agent, ninjax)`` of the official package, imported without its ``__init__``
+    (which builds the trainer)."""
     import types
 
-    import jax
-
     root = os.path.join(official, "recall2imagine")
-    sys.path.insert(0, root)  # the package without its __init__ (which builds the trainer)
+    sys.path.insert(0, root)
     sys.modules["recall2imagine"] = pkg = types.ModuleType("recall2imagine")
     pkg.__path__ = [root]
     import embodied
     from recall2imagine import agent as agentlib
     from recall2imagine import ninjax as nj
 
+    return embodied, agentlib, nj
+
+
+def official_world_model(official: str, overrides: dict, name: str = "wm") -> tuple:
+    """``(WorldModel, ninjax)`` for 4-d vector observations and 4 actions (defaults + popgym)."""
+    embodied, agentlib, nj = load_official(official)
     configs = agentlib.Agent.configs
-    cfg = embodied.Config(configs["defaults"]).update(configs["popgym"]).update(WM_CONFIG)
+    cfg = embodied.Config(configs["defaults"]).update(configs["popgym"]).update(overrides)
     space = embodied.Space
     obs_space = {"observation": space(np.float32, (4,)), "reward": space(np.float32),
                  "is_first": space(bool), "is_last": space(bool), "is_terminal": space(bool)}  # fmt: skip
-    wm = agentlib.WorldModel(obs_space, {"action": space(np.float32, (4,), 0, 1)}, cfg, name="wm")
+    act = {"action": space(np.float32, (4,), 0, 1)}
+    return agentlib.WorldModel(obs_space, act, cfg, name=name), nj
+
+
+def dump_wm(official: str, out: str) -> None:
+    """The official ``WorldModel.loss`` at a tiny config: losses, latents and gradients."""
+    import jax
+
+    wm, nj = official_world_model(official, WM_CONFIG)
     data = wm_inputs()
     fn = nj.pure(lambda d: wm.loss(d, wm.initial(WM_B)))
     _, params = fn({}, jax.random.PRNGKey(0), data)
