@@ -2,7 +2,7 @@
 
 An env config names a ``suite`` and that suite's arguments::
 
-    suite: gym            # embedded | dummy | gym | atari | dmc | crafter
+    suite: gym            # embedded | dummy | gym | atari | dmc | crafter | popgym
     id: CartPole-v1       # the suite's own name (gym id, Atari game, DMC task, ...)
     num_envs: 4           # environments stepped together
     obs: vector           # suite arguments follow
@@ -91,6 +91,13 @@ def _crafter(name: str) -> Callable[..., Env]:
     return Crafter
 
 
+def _popgym(name: str) -> Callable[..., Env]:
+    from worldflux.envs.popgym import PopGym, resolve
+
+    resolve(name)  # unknown ids and a missing extra fail before any model is built
+    return functools.partial(PopGym, name)
+
+
 SUITES: dict[str, Callable[[str], Callable[..., Env]]] = {
     "embedded": _embedded,
     "dummy": _dummy,
@@ -98,6 +105,7 @@ SUITES: dict[str, Callable[[str], Callable[..., Env]]] = {
     "atari": _atari,
     "dmc": _dmc,
     "crafter": _crafter,
+    "popgym": _popgym,
 }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from worldflux.errors import ConfigError, ShapeError
 from worldflux.models.ssm.s5 import S5Layer, S5Stack, affine_scan, hippo_diagonal
 
 
@@ -78,3 +80,24 @@ def test_bilinear_discretisation_and_initialisation() -> None:
     lam8, _ = hippo_diagonal(8)
     torch.testing.assert_close(layer.Lambda_im[:8], lam8.imag.float())
     torch.testing.assert_close(layer.Lambda_im[8:], lam8.imag.float())
+
+
+def test_layer_refuses_bad_sizes_timescales_and_inputs() -> None:
+    with pytest.raises(ConfigError, match="divisible by blocks"):
+        S5Layer(8, 12, blocks=8)
+    with pytest.raises(ConfigError, match="dt_min < dt_max"):
+        S5Layer(8, 8, dt_min=0.1, dt_max=0.01)
+    with pytest.raises(ConfigError, match=r"must lie in \[1e-6, 1.0\]"):
+        S5Layer(8, 8, dt_min=1e-3, dt_max=10.0)
+    with pytest.raises(ConfigError, match="dt_min < dt_max"):
+        S5Layer(8, 8, dt_min=float("nan"))
+    with pytest.raises(ConfigError, match="discretization"):
+        S5Layer(8, 8, discretization="euler")
+    layer = S5Layer(8, 8, blocks=2)
+    x0 = torch.zeros(2, 8, dtype=torch.complex64)
+    with pytest.raises(ShapeError, match=r"\(B, T >= 1, 8\)"):
+        layer(torch.randn(2, 0, 8), x0, torch.zeros(2, 0), x0)  # an empty sequence
+    with pytest.raises(ShapeError, match=r"\(B, T >= 1, 8\)"):
+        layer(torch.randn(2, 5, 6), x0, torch.zeros(2, 5), x0)  # the wrong width
+    with pytest.raises(ShapeError, match="reset must have shape"):
+        layer(torch.randn(2, 5, 8), x0, torch.zeros(2, 4), x0)

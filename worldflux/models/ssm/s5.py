@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worldflux.errors import ConfigError, ShapeError
+
 
 def hippo_diagonal(n: int) -> tuple[Tensor, Tensor]:
     """Eigenvalues ``(n,)`` and eigenvectors ``(n, n)`` of HiPPO-LegS's normal part (complex128).
@@ -76,6 +78,29 @@ def affine_scan(a: Tensor, c: Tensor) -> Tensor:
     return torch.cat([pairs, x_even[:, t // 2 :]], 1) if t % 2 else pairs
 
 
+def check_layer_args(
+    units: int, state: int, blocks: int, dt_min: float, dt_max: float, discretization: str
+) -> None:
+    """Raise :class:`ConfigError` for sizes, timescales or discretisations the layer cannot use.
+
+    The initial timescales must satisfy ``1e-6 <= dt_min < dt_max <= 1``: the reference draws
+    them from ``[1e-3, 1e-1]``; a step past 1 spans the whole memory in one update, and one
+    below 1e-6 cannot move a float32 state.
+    """
+    if min(units, state, blocks) < 1:
+        raise ConfigError(f"S5 sizes must be >= 1, got units={units} state={state} blocks={blocks}")
+    if state % blocks:
+        raise ConfigError(f"S5 state size {state} must be divisible by blocks ({blocks})")
+    if not (math.isfinite(dt_min) and math.isfinite(dt_max)) or not dt_min < dt_max:
+        raise ConfigError(f"S5 dt range needs dt_min < dt_max, got {dt_min}, {dt_max}")
+    if dt_min < 1e-6 or dt_max > 1.0:
+        raise ConfigError(
+            f"S5 dt range must lie in [1e-6, 1.0] (reference 0.001, 0.1), got {dt_min}, {dt_max}"
+        )
+    if discretization not in ("bilinear", "zoh"):
+        raise ConfigError(f"S5 discretization must be 'bilinear' or 'zoh', got {discretization!r}")
+
+
 class S5Layer(nn.Module):
     """One S5 MIMO layer with R2I's GLU output block (``SingleLayer`` of the reference).
 
@@ -97,6 +122,7 @@ class S5Layer(nn.Module):
         discretization: str = "bilinear",
     ) -> None:
         super().__init__()
+        check_layer_args(units, state, blocks, dt_min, dt_max, discretization)
         self.units, self.state, self.blocks = units, state, blocks
         self.dt_min, self.dt_max, self.discretization = dt_min, dt_max, discretization
         self.Lambda_re = nn.Parameter(torch.empty(state))
@@ -169,6 +195,14 @@ class S5Layer(nn.Module):
         Returns:
             ``(y, x)``: outputs ``(B, T, H)`` and states ``(B, T, P)`` complex.
         """
+        if u.dim() != 3 or u.shape[1] < 1 or u.shape[2] != self.units:
+            raise ShapeError(
+                f"S5Layer scans inputs of shape (B, T >= 1, {self.units}), got {tuple(u.shape)}"
+            )
+        if reset.shape != u.shape[:2]:
+            raise ShapeError(
+                f"reset must have shape {tuple(u.shape[:2])}, got {tuple(reset.shape)}"
+            )
         lam, b_bar, c = self.discrete()
         bu = u.to(b_bar.dtype) @ b_bar.T
         keep = (1.0 - reset)[..., None].to(bu.dtype)
