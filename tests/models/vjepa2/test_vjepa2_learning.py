@@ -18,12 +18,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from worldflux import create_world_model
 from worldflux.envs.embedded import Reach
 from worldflux.models.vjepa2.module import l1_loss
 
 ROOT = Path(__file__).resolve().parents[3]
+# Reach with a wide Gaussian blob: the goal image is informative everywhere (the config says why)
+ENV = "reach_blob_wide"
+BLOB = float(yaml.safe_load((ROOT / "conf" / "env" / f"{ENV}.yaml").read_text())["blob"])
 
 
 def train(
@@ -31,7 +35,7 @@ def train(
 ) -> Path:
     """Train ``preset`` on Reach with random actions; return the last checkpoint."""
     command = [
-        sys.executable, "-m", "worldflux.train", f"model={preset}", "env=reach_image",
+        sys.executable, "-m", "worldflux.train", f"model={preset}", f"env={ENV}",
         f"data.env_steps={env_steps}", "data.prefill=500", f"data.train_ratio={ratio}",
         "logger=csv", "device=cpu", "threads=1", "eval.every=null", "eval.final=false",
         "export=false", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}",
@@ -54,7 +58,7 @@ def reach_clips(n: int, length: int, seed: int) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng(seed)
     obs, act = [], []
     for i in range(n):
-        env = Reach(obs="image", max_steps=10_000, seed=seed + i)
+        env = Reach(obs="image", blob=BLOB, max_steps=10_000, seed=seed + i)
         frames, actions = [env.reset()["obs"]], [np.zeros(2, np.float32)]
         for _ in range(length - 1):
             a = rng.uniform(-1, 1, 2).astype(np.float32)
@@ -85,7 +89,7 @@ def goal_success(model: Any, episodes: int, steps: int, seed: int, plan: bool) -
     """Fraction of Reach episodes that reach the goal within ``steps`` (CEM or random actions)."""
     rng, reached = np.random.default_rng(seed), 0
     for ep in range(episodes):
-        env = Reach(obs="image", max_steps=steps, seed=seed + ep)
+        env = Reach(obs="image", blob=BLOB, max_steps=steps, seed=seed + ep)
         obs, goal = env.reset()["obs"], env.goal_observation()["obs"]
         torch.manual_seed(seed + ep)
         for _ in range(steps):
