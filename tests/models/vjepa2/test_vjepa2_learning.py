@@ -4,8 +4,8 @@ frames of a wide Gaussian blob, random actions), then the AC predictor is compar
 copy-the-current-frame baseline on held-out clips and CEM toward goal images with random actions
 and with CEM on an untrained model (table in docs/learning.md).
 
-Run: ``pytest -q -m slow tests/models/vjepa2/test_vjepa2_learning.py`` (about 15 minutes on a
-loaded 2-core CPU).
+Run: ``pytest -q -m slow tests/models/vjepa2/test_vjepa2_learning.py`` (42 minutes when last
+run on a heavily loaded 2-core CPU, most of it CEM with the untrained model).
 """
 
 from __future__ import annotations
