@@ -2,8 +2,11 @@
 
 One update = loss on a ``batch_size x batch_length`` batch of 64x64x3 uint8 images with 6
 discrete actions (the official Atari-style setting), backward, LaProp step and slow-critic EMA.
-The official JAX agent (danijar/dreamerv3 @ e3f0224) took 6.1 s (size1m) and 25.0 s (size12m)
-per update on a 2-core machine; the issue's targets are 3 s and 12.5 s.
+Side by side on one machine, pinned to one core, the official JAX agent (danijar/dreamerv3 @
+e3f0224) took 6.54 s (size1m) and 23.43 s (size12m) per update, worldflux 1.44 s and 8.94 s (the
+README's Speed section; absolute times depend on the CPU, the ratio is the figure). The
+``target s`` column is the first issue's targets, half the reference's loaded-machine 6.1 s and
+25.0 s.
 
 Usage::
 
