@@ -109,10 +109,9 @@ def _to_unit(x: Tensor, kind: str) -> Tensor:
 
 def obs_metrics(pred: Tensor, truth: Tensor, kind: str) -> dict[str, list[float]]:
     """Per-horizon MSE (and PSNR, SSIM for images) of ``pred`` vs ``truth`` ``(N, H, ...)``."""
-    from torchmetrics.functional.image import (
-        peak_signal_noise_ratio,
-        structural_similarity_index_measure,
-    )
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    from worldflux.nn.image_metrics import frame_ssim
 
     pred, truth = _to_unit(pred, kind), _to_unit(truth, kind)
     if pred.shape != truth.shape:
@@ -127,12 +126,7 @@ def obs_metrics(pred: Tensor, truth: Tensor, kind: str) -> dict[str, list[float]
         psnr = peak_signal_noise_ratio(
             flat_p, flat_t, data_range=1.0, reduction="none", dim=(1, 2, 3)
         ).clamp(max=PSNR_CAP)
-        side = min(pred.shape[-2:])
-        kernel = min(11, side - (1 - side % 2))  # odd and no larger than the image
-        ssim = structural_similarity_index_measure(
-            flat_p, flat_t, data_range=1.0, kernel_size=kernel, reduction="none"
-        )
-        assert isinstance(ssim, Tensor)  # reduction="none" without full images: one tensor
+        ssim = frame_ssim(flat_p, flat_t)
         out["psnr"] = psnr.view(n, h).mean(0).tolist()
         out["ssim"] = ssim.view(n, h).mean(0).tolist()
     return out

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from worldflux.nn.image_metrics import frame_ssim
+
 
 def psnr(pred: Tensor, target: Tensor) -> Tensor:
     """PSNR in dB per frame of images in ``[0, 1]`` (``(..., C, S, S)`` -> ``(...)``)."""
@@ -31,24 +33,10 @@ def psnr(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """SSIM per frame of images in ``[0, 1]`` (``(..., C, S, S)`` -> ``(...)``) via torchmetrics.
-
-    Gaussian window (sigma 1.5) of side 11, or the largest odd side the image holds, data range 1:
-    the same measurement as ``worldflux.compare.open_loop``.
+    """SSIM per frame of images in ``[0, 1]`` (``(..., C, S, S)`` -> ``(...)``): the
+    measurement of ``worldflux.compare.open_loop`` (:func:`worldflux.nn.image_metrics.frame_ssim`).
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    side = min(pred.shape[-2:])
-    kernel = min(11, side - (1 - side % 2))
-    out = structural_similarity_index_measure(
-        pred.flatten(0, -4).float(),
-        target.flatten(0, -4).float(),
-        data_range=1.0,
-        kernel_size=kernel,
-        reduction="none",
-    )
-    assert isinstance(out, Tensor)
-    return out.view(pred.shape[:-3])
+    return frame_ssim(pred.flatten(0, -4), target.flatten(0, -4)).view(pred.shape[:-3])
 
 
 def _image(obs: Any) -> np.ndarray:
