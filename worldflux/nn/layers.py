@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldflux.errors import ConfigError
-from worldflux.nn.fused import rms_norm_silu
+from worldflux.nn.fused import Mish, rms_norm_silu
 
 TRUNC_STD_FIX = 1.1368  # rescales a [-2, 2]-truncated standard normal back to unit variance
 
@@ -54,7 +54,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "gelu": nn.GELU,
     "relu": nn.ReLU,
-    "mish": nn.Mish,
+    "mish": Mish,
     "tanh": nn.Tanh,
     "none": nn.Identity,
 }
@@ -191,7 +191,7 @@ class NormedLinear(nn.Linear):
     ) -> None:
         super().__init__(in_features, out_features)
         self.ln = nn.LayerNorm(out_features)
-        self.act = act if act is not None else nn.Mish()
+        self.act = act if act is not None else Mish()
         self.dropout = nn.Dropout(dropout) if dropout else None
 
     def forward(self, x: Tensor) -> Tensor:

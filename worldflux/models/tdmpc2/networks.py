@@ -26,6 +26,7 @@ from worldflux.nn.encoders import (
     image_unit_float,
     observation_modalities,
 )
+from worldflux.nn.fused import mish
 from worldflux.nn.layers import EnsembleLinear, SimNorm, normed_mlp
 
 # The official names of the helpers, kept for the comparison scripts and tests.
@@ -255,6 +256,6 @@ class QEnsemble(nn.Module):
             if i == 0 and self.dropout is not None:
                 h = self.dropout(h)
             h = F.layer_norm(h, h.shape[-1:]) * ln_w[i].unsqueeze(1) + ln_b[i].unsqueeze(1)
-            h = F.mish(h)
+            h = mish(h)
         out = self.layers[-1](h, detach, members)
         return out.reshape(out.shape[0], *lead, out.shape[-1])
