@@ -322,6 +322,7 @@ def compare(name: str, root: Path, full: bool, b: int) -> None:
     )
     after = from_reference(net_g.state_dict(), net_d.state_dict())
     mine = ours.state_dict()
+
     def is_sn_vector(k: str) -> bool:  # spectral norm's power-iteration vectors (buffers)
         return k.endswith(("weight_u", "weight_v"))
 
