@@ -9,6 +9,10 @@ for every ``(c, a)``. A model that learned the task predicts +1 where ``a == c``
 Usage::
 
     python scripts/probe_memory.py --model ssm:ci --delay 0 --updates 300
+    python scripts/probe_memory.py --model runs/x/checkpoints/last.ckpt --delay 2 --updates 0
+
+With ``--updates 0`` a trained model (a checkpoint) is only probed. ``--set`` passes config
+overrides such as ``dynamics.dt_max=1.0``.
 """
 
 from __future__ import annotations
@@ -98,6 +102,11 @@ def main() -> None:
     )
     args = p.parse_args()
     torch.manual_seed(args.seed)
+    if args.updates == 0:  # probe a trained model only
+        model = create_world_model(args.model).eval()
+        table = reward_table(model, args.delay)
+        print(f"reward[cue,answer] = {np.round(table, 3).tolist()}")
+        return
     replay = collect(args.delay, args.steps, args.seed)
     import yaml
 
