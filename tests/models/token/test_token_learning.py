@@ -25,6 +25,8 @@ RECIPE = [
     "model=token/ci",
     "env=catch",
     "env.size=16",
+    "env.rows=4",
+    "env.cols=4",
     "model.tokenizer_batch_size=32",
     "model.wm_batch_size=16",
     "model.ac_batch_size=16",
@@ -33,16 +35,19 @@ RECIPE = [
     "model.burn_in=4",
     "model.imagine_horizon=8",
     "model.lr=1e-3",
-    "model.ac_start=1500",
+    "model.wm_start=1000",
+    "model.ac_start=2000",
     "model.batch_size=16",
-    "data.train_ratio=72",
+    "data.train_ratio=144",
     "data.prefill=500",
-    "data.env_steps=3500",
-    "eval.every=250",
+    "data.env_steps=3000",
+    "eval.every=500",
     "eval.episodes=20",
     "eval.video=false",
 ]
 HELD_OUT_EPISODES = 50
+#: The Catch geometry of the recipe: 4 x 4 cells of 4 x 4 pixels, one cell per token.
+GEOMETRY = {"size": 16, "rows": 4, "cols": 4}
 
 
 def _column(rows: list[dict[str, str]], key: str) -> list[float]:
@@ -77,7 +82,7 @@ def test_tokenizer_and_world_model_learn_held_out_catch(trained: dict[str, Any])
 
     rec = _column(trained["rows"], "train/loss/reconstruction")
     assert sum(rec[-5:]) / 5 < 0.5 * sum(rec[:3]) / 3, "reconstruction error did not fall"
-    scores = held_out_accuracy(trained["model"], catch_episodes(HELD_OUT_EPISODES, size=16))
+    scores = held_out_accuracy(trained["model"], catch_episodes(HELD_OUT_EPISODES, **GEOMETRY))
     print("token held-out:", scores, "reconstruction first/last:", rec[:3], rec[-5:])
     assert scores["token_accuracy"] > 10 * scores["chance"], scores
     assert scores["token_accuracy"] > scores["copy_accuracy"] + 0.02, scores
@@ -93,8 +98,8 @@ def test_tokenizer_and_world_model_learn_held_out_catch(trained: dict[str, Any])
 def test_agent_beats_random_on_held_out_catch(trained: dict[str, Any]) -> None:
     from worldflux.models.token.evaluate import catch_return
 
-    agent, agent_err = catch_return(trained["model"], HELD_OUT_EPISODES, size=16)
-    rand, rand_err = catch_return(None, HELD_OUT_EPISODES, size=16)
+    agent, agent_err = catch_return(trained["model"], HELD_OUT_EPISODES, **GEOMETRY)
+    rand, rand_err = catch_return(None, HELD_OUT_EPISODES, **GEOMETRY)
     # clearly above: one point of return and three standard errors of the difference
     print(
         f"token return: agent {agent:.2f} +- {agent_err:.2f}, random {rand:.2f} +- {rand_err:.2f}"
