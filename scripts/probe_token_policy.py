@@ -9,7 +9,11 @@ the ball and paddle columns from the *reconstructed* frame (the cell nearest eac
 * in the world model's imagination (``TokenEnv``, the actor-critic's training ground) from the
   frames of held-out episodes, ``--horizon`` steps: the mean imagined reward per step under the
   scripted policy, random actions and the actor. If the scripted policy earns more imagined reward
-  than random actions, the imagined rewards carry the signal the actor-critic needs.
+  than random actions, the imagined rewards carry the signal the actor-critic needs;
+* open loop under the recorded actions of held-out episodes, from the frames where a ball starts
+  (every ``rows - 1`` steps): whether the imagined frames show the ball and paddle in the same
+  columns as the real frames' reconstructions 1, 2, ... ``rows - 1`` steps later, and whether the
+  imagined reward at the catch equals the real one.
 
     python scripts/probe_token_policy.py CHECKPOINT [--rows 4 --cols 4 --size 16] [--episodes 50]
 """
@@ -92,6 +96,31 @@ def imagined_reward(
     return float(torch.stack(rewards).mean())
 
 
+@torch.no_grad()
+def open_loop(model: Any, batch: dict, geo: dict) -> None:
+    """Print the imagined frames' ball / paddle column agreement with the real frames per step."""
+    rows, cols = geo["rows"], geo["cols"]
+    obs, act, rew = batch["obs"], batch["action"].argmax(-1), batch["reward"]
+    steps = rows - 1
+    hits = torch.zeros(steps, 2)
+    rew_hits, n = 0, 0
+    for s in range(0, obs.shape[1] - steps, steps):
+        tokens = model.tokenizer.encode(model.frames(obs[:, s], 1)).tokens
+        env = TokenEnv(model.tokenizer, model.world_model, tokens)
+        for h in range(1, steps + 1):
+            r, _ = env.step(act[:, s + h])  # the replay's action at s + h led to obs[s + h]
+            x = model.frames(obs[:, s + h], 1)
+            rec = model.tokenizer.decode(model.tokenizer.encode(x).z_q).add(1).div(2).clamp(0, 1)
+            (ib, ip), (tb, tp) = columns(env.frame(), rows, cols), columns(rec, rows, cols)
+            hits[h - 1] += torch.stack([(ib == tb).float().sum(), (ip == tp).float().sum()])
+        rew_hits += int((r == rew[:, s + steps]).sum())
+        n += obs.shape[0]
+    for h in range(steps):
+        b, p = (hits[h] / n).tolist()
+        print(f"  step {h + 1}: ball column {b:.3f}, paddle column {p:.3f} (n={n})")
+    print(f"  imagined reward at the catch = real reward: {rew_hits / n:.3f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
@@ -114,6 +143,8 @@ def main() -> None:
     print(f"imagination, {starts.shape[0]} start frames, {a.horizon} steps (reward per step):")
     for policy in ("scripted", "random", "actor"):
         print(f"  {policy:9s}", round(imagined_reward(model, starts, policy, a.horizon, geo), 3))
+    print("open loop under the recorded actions (the step after a catch shows a new ball):")
+    open_loop(model, catch_episodes(a.episodes, **geo), geo)
 
 
 if __name__ == "__main__":
