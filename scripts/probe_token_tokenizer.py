@@ -1,14 +1,16 @@
 """Does IRIS's tokenizer keep the Catch ball and paddle? Train it alone and read them back.
 
 Trains the tokenizer of ``token:ci`` (with preset overrides) on frames of every Catch state drawn
-uniformly (ball cell x paddle column; 16x16, 8 x 5 grid) and prints, every ``--every`` updates,
-the L1 reconstruction and :func:`worldflux.models.token.evaluate.object_accuracy` (ball and paddle
-read back from the decoded frame; chance 1/35 and 1/5). ``--loss vq`` is IRIS's loss (codebook +
-commitment + L1, no LPIPS as in ``token:ci``); ``ae-l1`` / ``ae-l2`` skip the quantiser (decoder on
-the encoder's output) with an L1 / squared error, to tell the quantiser from the loss.
+uniformly (ball cell x paddle column; 16x16 frames of the 8 x 5 grid unless ``--rows/--cols/
+--size`` say otherwise) and prints, every ``--every`` updates, the L1 reconstruction and
+:func:`worldflux.models.token.evaluate.object_accuracy` (ball and paddle read back from the
+decoded frame; chance ``1 / ((rows - 1) cols)`` and ``1 / cols``). ``--loss vq`` is IRIS's loss
+(codebook + commitment + L1, no LPIPS as in ``token:ci``); ``ae-l1`` / ``ae-l2`` skip the
+quantiser (decoder on the encoder's output) with an L1 / squared error, to tell the quantiser
+from the loss.
 
     python scripts/probe_token_tokenizer.py --updates 300 [--lr 1e-3] [--batch 32] \
-        [--loss vq|ae-l1|ae-l2] [vocab_size=64 embed_dim=8 ...]
+        [--loss vq|ae-l1|ae-l2] [--rows 4 --cols 4] [vocab_size=64 embed_dim=8 ...]
 """
 
 from __future__ import annotations
@@ -33,17 +35,22 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--loss", choices=("vq", "ae-l1", "ae-l2"), default="vq")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", type=int, default=8, help="Catch grid rows")
+    p.add_argument("--cols", type=int, default=5, help="Catch grid columns")
+    p.add_argument("--size", type=int, default=16, help="frame side in pixels")
     p.add_argument("overrides", nargs="*", help="token:ci fields, key=value")
     a = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     over = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in a.overrides)}
+    over.setdefault("obs_shape", [3, a.size, a.size])
     model = create_world_model("token:ci", action_dim=3, **over)
-    catch = Catch(size=16, seed=a.seed)
+    catch = Catch(size=a.size, rows=a.rows, cols=a.cols, seed=a.seed)
+    geometry = {"size": a.size, "rows": a.rows, "cols": a.cols}
     frames = []
-    for r in range(7):
-        for c in range(5):
-            for pad in range(5):  # the embedded Catch has no public state setter
+    for r in range(a.rows - 1):
+        for c in range(a.cols):
+            for pad in range(a.cols):  # the embedded Catch has no public state setter
                 catch._ball[:] = (r, c)
                 catch._paddle = pad
                 frames.append(catch.render().transpose(2, 0, 1))
@@ -54,7 +61,7 @@ def main() -> None:
     start, rec = time.time(), float("nan")
     for u in range(a.updates + 1):
         if u % a.every == 0:
-            print(f"update {u}: L1 {rec:.4f} objects {object_accuracy(model)} "
+            print(f"update {u}: L1 {rec:.4f} objects {object_accuracy(model, **geometry)} "
                   f"{time.time() - start:.0f}s", flush=True)  # fmt: skip
         obs = data[rng.integers(len(data), size=a.batch)]
         if a.loss == "vq":
