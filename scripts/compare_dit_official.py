@@ -85,6 +85,7 @@ def main() -> int:
             weights=path,  # loaded as a user loads a released NWM checkpoint (its EMA weights)
             obs_shape=[c, s, s],
             action_dim=a,
+            patch_size=2,  # NWM's patch (dit:ci itself uses 4)
             hidden_size=64,
             depth=2,
             num_heads=4,

@@ -30,7 +30,7 @@ def test_wrong_context_length(model) -> None:  # noqa: ANN001
 
 
 def test_latent_side_not_divisible_by_patch() -> None:
-    with pytest.raises(ConfigError, match="latent side 15.*divisible by patch_size=2"):
+    with pytest.raises(ConfigError, match="latent side 15.*divisible by patch_size=4"):
         tiny_config(obs_shape=[3, 15, 15])
     with pytest.raises(ConfigError, match="divisible by 8"):
         get_config("dit:base", obs_shape=[3, 220, 220])

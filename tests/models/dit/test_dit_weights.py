@@ -17,7 +17,14 @@ from tests.models.dit.test_dit_architecture import reference_layout
 from worldflux.errors import ModelFileError
 
 ROOT = Path(__file__).resolve().parents[3]
-SMALL = {"hidden_size": 24, "depth": 2, "num_heads": 2, "obs_shape": [4, 8, 8], "action_dim": 3}
+SMALL = {
+    "patch_size": 2,
+    "hidden_size": 24,
+    "depth": 2,
+    "num_heads": 2,
+    "obs_shape": [4, 8, 8],
+    "action_dim": 3,
+}
 
 
 def _reference_checkpoint(path: Path, compiled: bool) -> dict[str, torch.Tensor]:

@@ -5,6 +5,9 @@
   SSIM of the predictions with the copy-last-frame baseline (the last context frame repeated).
 - :func:`goal_reaching`: success rate and final distance of CEM planning toward the goal frame
   (``act(..., goal=...)``) against uniformly random actions, on the same episodes.
+- :func:`context_probe`: the denoiser's ``x_0`` error on true windows at given diffusion steps,
+  with the true context frames and with the context of another episode: when both agree, the
+  prediction does not depend on the context (cross-attention unused).
 
 Axis legend: ``B`` batch, ``H`` horizon, ``C, Hh, W`` image channels, height and width.
 """
@@ -121,6 +124,35 @@ def goal_reaching(
     return {"success": successes / episodes, "final_distance": float(np.mean(finals))}
 
 
+@torch.no_grad()
+def context_probe(
+    model: Any, frames: Tensor, actions: Tensor, steps: tuple[int, ...], seed: int = 0
+) -> list[dict[str, float]]:
+    """``x_0`` MSE (clipped estimate, latent units) per diffusion step: true vs shuffled context.
+
+    ``frames (E, L, ...)`` uint8 with ``L >= K + 1`` and ``E >= 2``; the window is frames
+    ``0..K-1`` and the target frame ``K`` (reached by ``actions[:, K - 1]``). Rows also give the
+    copy-last latent's MSE as a yardstick.
+    """
+    k, e = model.config.context_size, frames.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    z = model.encode(frames[:, : k + 1])
+    ctx, x0, act = z[:, :k], z[:, k], actions[:, k - 1].float()
+    other = ctx[torch.roll(torch.arange(e), 1)]  # each episode gets its neighbour's context
+    rel = torch.full((e,), model.config.rel_t)
+    net, process = model.ema.target, model.diffusion
+    rows = []
+    for step in steps:
+        t = torch.full((e,), int(step))
+        xt = process.q_sample(x0, t, torch.randn(x0.shape, generator=gen))
+        row = {"t": float(step), "copy_last": float((ctx[:, -1] - x0).pow(2).mean())}
+        for name, c in (("context", ctx), ("shuffled", other)):
+            p = process.p_mean_variance(net(xt, t, act, c, rel), xt, t, clip=True)
+            row[name] = float((p["pred_xstart"] - x0).pow(2).mean())
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m worldflux.models.dit.evaluation <model>``: both checks as markdown tables."""
     import argparse
@@ -141,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         help="clamp x0 estimates to [-1, 1] (pixel latents; for models saved without the field)",
     )
     parser.add_argument("--sampler", choices=("ddpm", "ddim"), default=None)
+    parser.add_argument(
+        "--blob", type=float, default=0.0, help="Reach's Gaussian blob std (0: the 2x2 square)"
+    )
+    parser.add_argument("--probe", action="store_true", help="also print the context probe")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     model = create_world_model(args.model).eval()
@@ -149,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.clip_denoised:
         model.config.clip_denoised = True
     size = model.config.obs_shape[-1]
-    env = Reach(obs="image", size=size)
+    env = Reach(obs="image", size=size, blob=args.blob)
     k = model.config.context_size
     frames, actions = random_episodes(env, args.episodes, k + args.horizon, args.seed)
     m = open_loop(model, frames, actions, args.horizon, args.num_steps)
@@ -160,16 +196,27 @@ def main(argv: list[str] | None = None) -> int:
     print("| predictor | PSNR (dB) | SSIM |\n|---|---|---|")
     print(f"| DiT | {m['psnr_model']:.2f} | {m['ssim_model']:.3f} |")
     print(f"| copy last frame | {m['psnr_copy']:.2f} | {m['ssim_copy']:.3f} |")
+    if args.probe:
+        rows = context_probe(model, frames, actions, (100, 200, 400, 600, 800))
+        print("\nx0 MSE of the EMA denoiser on true windows (latent units)")
+        print("| t | true context | shuffled context | copy-last |\n|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['t']:.0f} | {r['context']:.4f} | {r['shuffled']:.4f} | {r['copy_last']:.4f} |"
+            )
 
     if args.goal_episodes <= 0:
         return 0
 
     def make_env() -> Reach:
-        return Reach(obs="image", size=size)
+        return Reach(obs="image", size=size, blob=args.blob)
 
     cem = goal_reaching(model, make_env, args.goal_episodes, args.seed, planner=True)
     rnd = goal_reaching(model, make_env, args.goal_episodes, args.seed, planner=False)
-    print(f"\ngoal reaching, {args.goal_episodes} episodes (Reach image, radius 0.1, 50 steps)")
+    print(
+        f"\ngoal reaching, {args.goal_episodes} episodes (Reach image, blob {args.blob}, "
+        "radius 0.1, 50 steps)"
+    )
     print("| agent | success | final distance |\n|---|---|---|")
     print(f"| CEM toward the goal frame | {cem['success']:.2f} | {cem['final_distance']:.3f} |")
     print(f"| random actions | {rnd['success']:.2f} | {rnd['final_distance']:.3f} |")
