@@ -1,0 +1,152 @@
+"""Diagnostic: DIAMOND's actor-critic trained in the true Catch dynamics instead of imagination.
+
+The model's own ``actor_critic`` phase runs unchanged (burn-in on 4 real frames, a
+``--horizon``-step rollout, lambda-returns, the reference's actor, value and entropy losses,
+its AdamW optimiser), except that each imagined step is taken by a copy of the real Catch
+environment instead of the denoiser and the reward/termination model. A perfect world model:
+whatever the actor-critic fails to learn here, it cannot learn in imagination at the same number
+of updates. Initial conditions come from ``--batch`` Catch environments played by a uniformly
+random policy (as the replay buffer's prefill); the policy is evaluated on held-out episodes.
+
+Usage::
+
+    python scripts/diffusion_true_dynamics.py --updates 2400 --batch 64 --horizon 8 \
+        --lr 3e-3 --entropy 0.01 --eval-every 400 --episodes 50
+
+Prints one Markdown table row per evaluation (docs/learning.md, diffusion section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldflux import create_world_model
+from worldflux.envs.embedded import Catch
+from worldflux.models.diffusion import frames as fr
+
+CONTEXT = 4  # diffusion:ci conditions on 4 frames
+
+
+def frame(obs: dict[str, np.ndarray]) -> np.ndarray:
+    return next(iter(obs.values()))
+
+
+class Collector:
+    """A Catch environment played by a random policy; keeps its last ``CONTEXT`` steps."""
+
+    def __init__(self, seed: int, rng: np.random.Generator) -> None:
+        self.env, self.rng = Catch(size=16, seed=seed), rng
+        self.obs, self.act, self.first = [frame(self.env.reset())], [0], [True]
+
+    def advance(self, steps: int) -> None:
+        for _ in range(steps):
+            a = int(self.rng.integers(3))
+            o, _, done, _ = self.env.step(np.eye(3, dtype=np.float32)[a])
+            self.obs.append(frame(self.env.reset() if done else o))
+            self.act.append(a)
+            self.first.append(done)
+        self.obs, self.act, self.first = (x[-CONTEXT:] for x in (self.obs, self.act, self.first))
+
+
+def context_batch(collectors: list[Collector]) -> dict[str, torch.Tensor]:
+    """The collectors' last ``CONTEXT`` steps in the worldflux batch format."""
+    obs = torch.as_tensor(np.stack([np.stack(c.obs) for c in collectors]))
+    act = torch.nn.functional.one_hot(torch.tensor([c.act for c in collectors]), 3).float()
+    first = torch.tensor([c.first for c in collectors])
+    first[:, 0] = True
+    return {"obs": obs, "action": act, "first": first}
+
+
+class TrueCatch:
+    """Stands in for the model's world-model environment step (``Diffusion._env_step``)."""
+
+    def __init__(self, sims: list[Catch]) -> None:
+        self.sims = sims
+
+    def step(
+        self, state: dict[str, torch.Tensor], action: torch.Tensor, rew_hc: Any, *_: Any, **__: Any
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        nxt, rew, end = [], [], []
+        for sim, a in zip(self.sims, action.tolist()):
+            o, r, done, _ = sim.step(np.eye(3, dtype=np.float32)[a])
+            nxt.append(frame(sim.reset() if done else o))
+            rew.append(r)
+            end.append(int(done))
+        frames = state["frames"]
+        x = fr.to_model_frames(torch.as_tensor(np.stack(nxt)), (3, 16, 16), 1, frames.device)
+        acts = state["actions"].clone()
+        acts[:, -1] = action
+        new = {
+            "frames": torch.cat([frames[:, 1:], x[:, None]], 1),
+            "actions": torch.cat([acts[:, 1:], torch.zeros_like(acts[:, :1])], 1),
+        }
+        return new, x, torch.tensor(rew), torch.tensor(end), rew_hc
+
+
+def evaluate(model: Any, episodes: int, seed: int = 777) -> float:
+    env, returns = Catch(size=16, seed=seed), []
+    for _ in range(episodes):
+        obs, state, done, total = env.reset(), None, False, 0.0
+        while not done:
+            a, state = model.act(torch.as_tensor(frame(obs))[None], state, eval_mode=True)
+            obs, r, done, _ = env.step(a[0].numpy())
+            total += r
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="diffusion:ci")
+    p.add_argument("--updates", type=int, default=2400)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--horizon", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--entropy", type=float, default=0.01)
+    p.add_argument("--eval-every", type=int, default=400)
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(0)
+    model = create_world_model(
+        args.preset,
+        action_dim=3,
+        lr=args.lr,
+        horizon=args.horizon,
+        weight_entropy_loss=args.entropy,
+    )
+    opts = model.configure_optimizers()
+    model._burn_in_rew_end = lambda state: None  # no reward model: the true rewards
+    collectors = [Collector(i, rng) for i in range(args.batch)]
+    for c in collectors:
+        c.advance(int(rng.integers(CONTEXT, 28)))
+    print("| updates | wall s | entropy (max 1.10) | imagined return | real return |")
+    print("|---|---|---|---|---|")
+    start, ent, imag = time.time(), [], []
+    for u in range(1, args.updates + 1):
+        model._env_step = TrueCatch([copy.deepcopy(c.env) for c in collectors]).step
+        metrics, _ = model.run_update({"actor_critic": context_batch(collectors)}, opts, log=False)
+        ent.append(-float(metrics["loss/entropy"]) / args.entropy)
+        imag.append(float(metrics["actor_critic/imagined_return"]))
+        for c in collectors:
+            c.advance(int(rng.integers(1, 4)))
+        if u % args.eval_every == 0 or u == args.updates:
+            real = evaluate(model, args.episodes)
+            w = args.eval_every
+            print(
+                f"| {u} | {time.time() - start:.0f} | {np.mean(ent[-w:]):.3f} | "
+                f"{np.mean(imag[-w:]):.3f} | {real:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
