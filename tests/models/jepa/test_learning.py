@@ -6,7 +6,8 @@ of the 32 x 32 wall, ``python -m worldflux.train model=jepa/ci data=offline`` tr
 the exported model plans with MPPI and PLDM's running cost toward goals in the *other room*
 (PLDM's task) of fresh episodes. It must beat a random policy and the same planner with the
 untrained model, and its embeddings must not collapse. docs/learning.md records a run of this
-recipe.
+test as written (2026-12-01: trained 8/20 across the wall, random 0/20, untrained 0/20; 38
+minutes on a loaded 2-core CPU).
 """
 
 from __future__ import annotations
@@ -98,9 +99,9 @@ def train_and_evaluate(tmp: Path, episodes: int, updates: int, eval_episodes: in
     with torch.no_grad():
         z = trained.encode(torch.as_tensor(batch["obs"][:, 0]))
     results["embed_std"] = float(z.std(0).mean())
-    results["untrained_embed_std"] = float(
-        untrained.encode(torch.as_tensor(batch["obs"][:, 0])).std(0).mean()
-    )
+    with torch.no_grad():
+        z0 = untrained.encode(torch.as_tensor(batch["obs"][:, 0]))
+    results["untrained_embed_std"] = float(z0.std(0).mean())
     return results
 
 
