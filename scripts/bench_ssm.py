@@ -65,9 +65,10 @@ def scan_table(
                     _, h = stack.step(u[:, i], h)
 
             rec = _time(loop, 1) if t <= max_recurrence else float("nan")
+        loop_cols = "(skipped) | " if math.isnan(rec) else f"{rec * 1e3:.1f} | {rec / scan:.1f}x"
         print(
             f"| {t} | {math.ceil(math.log2(t))} | {scan * 1e3:.1f} | {scan / t * 1e6:.1f} | "
-            f"{rec * 1e3:.1f} | {rec / scan:.1f}x |"
+            f"{loop_cols} |"
         )
 
 
