@@ -165,6 +165,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--actor", choices=["model", "oracle-mlp", "oracle-lstm"], default="model")
     p.add_argument("--width", type=int, default=64, help="oracle actors' hidden width")
+    p.add_argument("--lstm-dim", type=int, default=None, help="the model actor-critic's LSTM width")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -175,6 +176,7 @@ def main() -> None:
         lr=args.lr,
         horizon=args.horizon,
         weight_entropy_loss=args.entropy,
+        **({"actor_critic": {"lstm_dim": args.lstm_dim}} if args.lstm_dim else {}),
     )
     if args.actor != "model":
         model.actor_critic = OracleActorCritic(args.width, lstm=args.actor == "oracle-lstm")
