@@ -8,6 +8,12 @@ whatever the actor-critic fails to learn here, it cannot learn in imagination at
 of updates. Initial conditions come from ``--batch`` Catch environments played by a uniformly
 random policy (as the replay buffer's prefill); the policy is evaluated on held-out episodes.
 
+``--actor`` swaps the actor-critic network for a diagnostic one with the same interface that
+reads the ball's row and column and the paddle's column from the frame (one-hot, 18 values):
+``oracle-mlp`` puts one SiLU layer of ``--width`` units before the policy and value heads,
+``oracle-lstm`` an ``LSTMCell`` of ``--width`` units with DIAMOND's initialisation (the model's
+recurrent core without its CNN). The loss, returns and optimiser stay the model's.
+
 Usage::
 
     python scripts/diffusion_true_dynamics.py --updates 2400 --batch 64 --horizon 8 \
@@ -29,6 +35,7 @@ import torch
 from worldflux import create_world_model
 from worldflux.envs.embedded import Catch
 from worldflux.models.diffusion import frames as fr
+from worldflux.models.diffusion.blocks import init_lstm
 
 CONTEXT = 4  # diffusion:ci conditions on 4 frames
 
@@ -89,6 +96,50 @@ class TrueCatch:
         return new, x, torch.tensor(rew), torch.tensor(end), rew_hc
 
 
+#: Catch at 16x16: grid rows 0..7 start at even pixel rows; columns 0..4 start at these pixels.
+ROW_PIXELS = list(range(0, 16, 2))
+COL_PIXELS = [0, 4, 7, 10, 13]
+
+
+def oracle_features(obs: torch.Tensor) -> torch.Tensor:
+    """``obs (B, 3, 16, 16)`` in ``[-1, 1]`` -> one-hot ball row (8, zeros when no ball), ball
+    column (5) and paddle column (5): ``(B, 18)``."""
+    ball = (obs[:, 0] > 0) & (obs[:, 1] < 0)  # red (255, 80, 40); the paddle is (60, 200, 255)
+    cells = ball[:, ROW_PIXELS][:, :, COL_PIXELS]  # (B, 8, 5)
+    row = torch.nn.functional.one_hot(cells.any(2).float().argmax(1), 8).float()
+    row = row * cells.flatten(1).any(1, keepdim=True)
+    paddle = (obs[:, 2, 15] > 0.9)[:, COL_PIXELS]
+    return torch.cat([row, cells.any(1).float(), paddle.float()], 1)
+
+
+class OracleActorCritic(torch.nn.Module):
+    """The actor-critic's interface (``(obs, (h, c)) -> (logits, value, (h, c))``) on
+    :func:`oracle_features`, through one SiLU layer (``lstm=False``) or an ``LSTMCell``."""
+
+    def __init__(self, width: int, lstm: bool) -> None:
+        super().__init__()
+        self.lstm_dim = width
+        if lstm:
+            self.core: torch.nn.Module = torch.nn.LSTMCell(18, width)
+            init_lstm(self.core)
+        else:
+            self.core = torch.nn.Sequential(torch.nn.Linear(18, width), torch.nn.SiLU())
+        self.actor_linear = torch.nn.Linear(width, 3)
+        self.critic_linear = torch.nn.Linear(width, 1)
+        for lin in (self.actor_linear, self.critic_linear):
+            torch.nn.init.zeros_(lin.weight)
+            torch.nn.init.zeros_(lin.bias)
+
+    def forward(self, obs: torch.Tensor, hx_cx: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        x = oracle_features(obs)
+        if isinstance(self.core, torch.nn.LSTMCell):
+            hx_cx = self.core(x, hx_cx)
+            h = hx_cx[0]
+        else:
+            h = self.core(x)
+        return self.actor_linear(h), self.critic_linear(h).squeeze(1), hx_cx
+
+
 def evaluate(model: Any, episodes: int, seed: int = 777) -> float:
     env, returns = Catch(size=16, seed=seed), []
     for _ in range(episodes):
@@ -112,6 +163,9 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=400)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--actor", choices=["model", "oracle-mlp", "oracle-lstm"], default="model")
+    p.add_argument("--width", type=int, default=64, help="oracle actors' hidden width")
+    p.add_argument("--lstm-dim", type=int, default=None, help="the model actor-critic's LSTM width")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -122,7 +176,10 @@ def main() -> None:
         lr=args.lr,
         horizon=args.horizon,
         weight_entropy_loss=args.entropy,
+        **({"actor_critic": {"lstm_dim": args.lstm_dim}} if args.lstm_dim else {}),
     )
+    if args.actor != "model":
+        model.actor_critic = OracleActorCritic(args.width, lstm=args.actor == "oracle-lstm")
     opts = model.configure_optimizers()
     model._burn_in_rew_end = lambda state: None  # no reward model: the true rewards
     collectors = [Collector(i, rng) for i in range(args.batch)]

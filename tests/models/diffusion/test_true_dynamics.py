@@ -60,3 +60,24 @@ def test_actor_critic_phase_trains_on_the_true_dynamics() -> None:
     assert torch.isfinite(metrics["loss/actor_critic"])
     after = list(model.actor_critic.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_oracle_features_read_ball_and_paddle_from_the_frame() -> None:
+    from worldflux.envs.embedded import Catch
+
+    script = load_script()
+    env, rng = Catch(size=16, seed=3), np.random.default_rng(3)
+    obs = env.reset()
+    for _ in range(40):
+        x = torch.as_tensor(script.frame(obs))[None].float() / 127.5 - 1
+        f = script.oracle_features(x)[0]
+        assert f.shape == (18,) and f.sum() == 3
+        assert int(f[:8].argmax()) == env._ball[0] and int(f[8:13].argmax()) == env._ball[1]
+        assert int(f[13:].argmax()) == env._paddle
+        obs, _, done, _ = env.step(np.eye(3, dtype=np.float32)[rng.integers(3)])
+        if done:
+            obs = env.reset()
+    actor = script.OracleActorCritic(8, lstm=True)
+    z = torch.zeros(1, 8)
+    logits, value, (h, c) = actor(x, (z, z))
+    assert logits.shape == (1, 3) and value.shape == (1,) and h.shape == (1, 8)
