@@ -13,7 +13,9 @@ against random actions (does imagination reward catching?).
 
     python scripts/probe_token_world_model.py --checkpoint CKPT [--layers 1 --width 32] --seconds 200
     python scripts/probe_token_world_model.py --tokenizer-updates 1500 --updates 1500 \
-        attn_resolutions=[]
+        --save-tokenizer /tmp/tok.pt
+    python scripts/probe_token_world_model.py --load-tokenizer /tmp/tok.pt --layers 2 --width 64 \
+        --updates 1500
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint")
     p.add_argument("--tokenizer-updates", type=int, default=0)
+    p.add_argument("--save-tokenizer", help="write the tokenizer's state dict here")
+    p.add_argument("--load-tokenizer", help="read the tokenizer's state dict from here")
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--updates", type=int, default=0, help="world-model updates (0: --seconds)")
@@ -77,8 +81,12 @@ def main() -> None:
     )  # fmt: skip
     if a.checkpoint:
         model.tokenizer.load_state_dict(create_world_model(a.checkpoint).tokenizer.state_dict())
+    elif a.load_tokenizer:
+        model.tokenizer.load_state_dict(torch.load(a.load_tokenizer, weights_only=True))
     else:
         train_tokenizer(model, a.tokenizer_updates)
+    if a.save_tokenizer:
+        torch.save(model.tokenizer.state_dict(), a.save_tokenizer)
     model.tokenizer.eval()
     train = _windows(catch_episodes(400, seed=0, **GEO), 9)
     opt = torch.optim.AdamW(model.world_model.parameters(), lr=1e-3, weight_decay=0.01)
