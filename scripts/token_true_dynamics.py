@@ -10,9 +10,14 @@ number of updates. Start states come from ``--batch`` Catch environments played 
 random policy (as the replay buffer's); the policy is evaluated on held-out episodes (seeds from
 10,000, evaluation mode: temperature 0.5) against uniformly random actions on the same episodes.
 
+With ``--imagine CHECKPOINT`` the same loop instead continues the actor-critic of a trained
+``token`` checkpoint in that checkpoint's own (frozen) tokenizer and world model, i.e. the slow
+test's imagination: it tells whether more actor-critic updates would be enough there.
+
 Usage (the slow test's actor-critic settings are the defaults)::
 
     python scripts/token_true_dynamics.py --updates 2000 --eval-every 250 --episodes 50
+    python scripts/token_true_dynamics.py --imagine last.ckpt --updates 600 --eval-every 200
 
 Prints one Markdown table row per evaluation (docs/learning.md, token section).
 """
@@ -102,12 +107,13 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--imagine", help="a token checkpoint: train in its world model instead")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model = create_world_model(
-        "token:ci",
+        args.imagine or "token:ci",
         action_dim=3,
         lr=args.lr,
         imagine_horizon=args.horizon,
@@ -115,7 +121,8 @@ def main() -> None:
         ac_batch_size=args.batch,
         burn_in=args.burn_in,
     )
-    model.tokenizer = PerfectTokenizer()
+    if not args.imagine:
+        model.tokenizer = PerfectTokenizer()
     opts = model.configure_optimizers()
     length = args.burn_in + 1
     collectors = [Collector(i, length, rng) for i in range(args.batch)]
@@ -128,7 +135,8 @@ def main() -> None:
     start, ent, imag = time.time(), [], []
     for u in range(1, args.updates + 1):
         sims = [copy.deepcopy(c.env) for c in collectors]
-        model.imagination_env = lambda _start, sims=sims: TrueCatch(sims)
+        if not args.imagine:
+            model.imagination_env = lambda _start, sims=sims: TrueCatch(sims)
         batch = {
             "obs": torch.as_tensor(np.stack([np.stack(c.obs) for c in collectors])),
             "first": torch.tensor([c.first for c in collectors]),
