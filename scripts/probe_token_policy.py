@@ -121,6 +121,37 @@ def open_loop(model: Any, batch: dict, geo: dict) -> None:
     print(f"  imagined reward at the catch = real reward: {rew_hits / n:.3f}")
 
 
+@torch.no_grad()
+def row_accuracy(model: Any, batch: dict, rows: int) -> None:
+    """Print the teacher-forced next-token accuracy per grid row (one token per cell), and on
+    the paddle row (the last) per action that led to the frame (0 left, 1 stay, 2 right)."""
+    from worldflux.models.token.evaluate import _windows
+    from worldflux.models.token.losses import world_model_targets
+
+    win = _windows(batch, model.config.max_blocks + 1)
+    k = model.config.tokens_per_frame
+    x = model.frames(win["obs"], 2)
+    t = world_model_targets(model, win, x)
+    b = x.shape[0]
+    pred = model.world_model(t.tokens).obs[:, :-1].argmax(-1)  # (B, L * K - 1)
+    labels = t.obs_labels.reshape(b, -1)
+    pad = torch.full((b, 1), -1)
+    pred, labels = (torch.cat([pad, v], 1).reshape(b, -1, k) for v in (pred, labels))
+    act = t.tokens.reshape(b, -1, k + 1)[..., k]  # action taken at each step
+    led = torch.cat([torch.full((b, 1), -1), act[:, :-1]], 1)[..., None].expand_as(labels)
+    hit, seen = (pred == labels).float(), labels >= 0
+    per_row = k // rows
+    for r in range(rows):
+        cols = slice(r * per_row, (r + 1) * per_row)
+        h, m = hit[..., cols], seen[..., cols]
+        line = f"  row {r}: {float(h[m].mean()):.3f} (n={int(m.sum())})"
+        if r == rows - 1:
+            for a in range(3):
+                ma = m & (led[..., cols] == a)
+                line += f"; after action {a}: {float(h[ma].mean()):.3f}"
+        print(line)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
@@ -143,6 +174,8 @@ def main() -> None:
     print(f"imagination, {starts.shape[0]} start frames, {a.horizon} steps (reward per step):")
     for policy in ("scripted", "random", "actor"):
         print(f"  {policy:9s}", round(imagined_reward(model, starts, policy, a.horizon, geo), 3))
+    print("teacher-forced next-token accuracy per grid row (the last is the paddle's):")
+    row_accuracy(model, catch_episodes(a.episodes, **geo), a.rows)
     print("open loop under the recorded actions (the step after a catch shows a new ball):")
     open_loop(model, catch_episodes(a.episodes, **geo), geo)
 
