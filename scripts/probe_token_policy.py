@@ -152,6 +152,43 @@ def row_accuracy(model: Any, batch: dict, rows: int) -> None:
         print(line)
 
 
+@torch.no_grad()
+def paddle_check(model: Any, batch: dict, geo: dict) -> None:
+    """One imagined step from every frame under the recorded action: how often the imagined
+    paddle column is the real one when (a) all tokens are sampled, (b) all are the argmax, (c) the
+    rows above the paddle's are the true next frame's tokens and only the paddle row is sampled."""
+    rows, cols = geo["rows"], geo["cols"]
+    obs, act = batch["obs"], batch["action"].argmax(-1)
+    k = model.config.tokens_per_frame
+    first_paddle = k - k // rows
+    hits, n = torch.zeros(3), 0
+    for s in range(obs.shape[1] - 1):
+        start = model.tokenizer.encode(model.frames(obs[:, s], 1)).tokens
+        truth = model.tokenizer.encode(model.frames(obs[:, s + 1], 1)).tokens
+        _, real = columns(model.tokenizer.decode(model.tokenizer.embed_tokens(truth)), rows, cols)
+        for mode in range(3):
+            env = TokenEnv(model.tokenizer, model.world_model, start)
+            out = model.world_model(act[:, s + 1].reshape(-1, 1), env.cache)
+            new = []
+            for i in range(k):
+                logits = out.obs[:, -1]
+                if mode == 2 and i < first_paddle:
+                    tok = truth[:, i]
+                elif mode == 1:
+                    tok = logits.argmax(-1)
+                else:
+                    tok = Categorical(logits=logits).sample()
+                new.append(tok)
+                out = model.world_model(tok.reshape(-1, 1), env.cache)
+            env.tokens = torch.stack(new, 1)
+            _, pad = columns(env.frame(), rows, cols)
+            hits[mode] += float((pad == real).float().sum())
+        n += obs.shape[0]
+    a, b, c = (hits / n).tolist()
+    print(f"  paddle column after one imagined step (n={n}): all sampled {a:.3f}, all argmax "
+          f"{b:.3f}, rows above the paddle true and the paddle row sampled {c:.3f}")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
@@ -176,6 +213,8 @@ def main() -> None:
         print(f"  {policy:9s}", round(imagined_reward(model, starts, policy, a.horizon, geo), 3))
     print("teacher-forced next-token accuracy per grid row (the last is the paddle's):")
     row_accuracy(model, catch_episodes(a.episodes, **geo), a.rows)
+    print("the paddle after one imagined step:")
+    paddle_check(model, catch_episodes(a.episodes, **geo), geo)
     print("open loop under the recorded actions (the step after a catch shows a new ball):")
     open_loop(model, catch_episodes(a.episodes, **geo), geo)
 
