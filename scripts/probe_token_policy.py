@@ -13,7 +13,10 @@ the ball and paddle columns from the *reconstructed* frame (the cell nearest eac
 * open loop under the recorded actions of held-out episodes, from the frames where a ball starts
   (every ``rows - 1`` steps): whether the imagined frames show the ball and paddle in the same
   columns as the real frames' reconstructions 1, 2, ... ``rows - 1`` steps later, and whether the
-  imagined reward at the catch equals the real one.
+  imagined reward at the catch equals the real one;
+* the teacher-forced next-token accuracy per grid row (and on the paddle row per action), and the
+  paddle after one imagined step with all tokens sampled, all argmax, or the rows above the
+  paddle's given their true tokens (does the imagined paddle follow the action?).
 
     python scripts/probe_token_policy.py CHECKPOINT [--rows 4 --cols 4 --size 16] [--episodes 50]
 """
