@@ -13,7 +13,10 @@ the ball and paddle columns from the *reconstructed* frame (the cell nearest eac
 * open loop under the recorded actions of held-out episodes, from the frames where a ball starts
   (every ``rows - 1`` steps): whether the imagined frames show the ball and paddle in the same
   columns as the real frames' reconstructions 1, 2, ... ``rows - 1`` steps later, and whether the
-  imagined reward at the catch equals the real one.
+  imagined reward at the catch equals the real one;
+* the teacher-forced next-token accuracy per grid row (and on the paddle row per action), and the
+  paddle after one imagined step with all tokens sampled, all argmax, or the rows above the
+  paddle's given their true tokens (does the imagined paddle follow the action?).
 
     python scripts/probe_token_policy.py CHECKPOINT [--rows 4 --cols 4 --size 16] [--episodes 50]
 """
@@ -121,6 +124,74 @@ def open_loop(model: Any, batch: dict, geo: dict) -> None:
     print(f"  imagined reward at the catch = real reward: {rew_hits / n:.3f}")
 
 
+@torch.no_grad()
+def row_accuracy(model: Any, batch: dict, rows: int) -> None:
+    """Print the teacher-forced next-token accuracy per grid row (one token per cell), and on
+    the paddle row (the last) per action that led to the frame (0 left, 1 stay, 2 right)."""
+    from worldflux.models.token.evaluate import _windows
+    from worldflux.models.token.losses import world_model_targets
+
+    win = _windows(batch, model.config.max_blocks + 1)
+    k = model.config.tokens_per_frame
+    x = model.frames(win["obs"], 2)
+    t = world_model_targets(model, win, x)
+    b = x.shape[0]
+    pred = model.world_model(t.tokens).obs[:, :-1].argmax(-1)  # (B, L * K - 1)
+    labels = t.obs_labels.reshape(b, -1)
+    pad = torch.full((b, 1), -1)
+    pred, labels = (torch.cat([pad, v], 1).reshape(b, -1, k) for v in (pred, labels))
+    act = t.tokens.reshape(b, -1, k + 1)[..., k]  # action taken at each step
+    led = torch.cat([torch.full((b, 1), -1), act[:, :-1]], 1)[..., None].expand_as(labels)
+    hit, seen = (pred == labels).float(), labels >= 0
+    per_row = k // rows
+    for r in range(rows):
+        cols = slice(r * per_row, (r + 1) * per_row)
+        h, m = hit[..., cols], seen[..., cols]
+        line = f"  row {r}: {float(h[m].mean()):.3f} (n={int(m.sum())})"
+        if r == rows - 1:
+            for a in range(3):
+                ma = m & (led[..., cols] == a)
+                line += f"; after action {a}: {float(h[ma].mean()):.3f}"
+        print(line)
+
+
+@torch.no_grad()
+def paddle_check(model: Any, batch: dict, geo: dict) -> None:
+    """One imagined step from every frame under the recorded action: how often the imagined
+    paddle column is the real one when (a) all tokens are sampled, (b) all are the argmax, (c) the
+    rows above the paddle's are the true next frame's tokens and only the paddle row is sampled."""
+    rows, cols = geo["rows"], geo["cols"]
+    obs, act = batch["obs"], batch["action"].argmax(-1)
+    k = model.config.tokens_per_frame
+    first_paddle = k - k // rows
+    hits, n = torch.zeros(3), 0
+    for s in range(obs.shape[1] - 1):
+        start = model.tokenizer.encode(model.frames(obs[:, s], 1)).tokens
+        truth = model.tokenizer.encode(model.frames(obs[:, s + 1], 1)).tokens
+        _, real = columns(model.tokenizer.decode(model.tokenizer.embed_tokens(truth)), rows, cols)
+        for mode in range(3):
+            env = TokenEnv(model.tokenizer, model.world_model, start)
+            out = model.world_model(act[:, s + 1].reshape(-1, 1), env.cache)
+            new = []
+            for i in range(k):
+                logits = out.obs[:, -1]
+                if mode == 2 and i < first_paddle:
+                    tok = truth[:, i]
+                elif mode == 1:
+                    tok = logits.argmax(-1)
+                else:
+                    tok = Categorical(logits=logits).sample()
+                new.append(tok)
+                out = model.world_model(tok.reshape(-1, 1), env.cache)
+            env.tokens = torch.stack(new, 1)
+            _, pad = columns(env.frame(), rows, cols)
+            hits[mode] += float((pad == real).float().sum())
+        n += obs.shape[0]
+    a, b, c = (hits / n).tolist()
+    print(f"  paddle column after one imagined step (n={n}): all sampled {a:.3f}, all argmax "
+          f"{b:.3f}, rows above the paddle true and the paddle row sampled {c:.3f}")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
@@ -143,6 +214,10 @@ def main() -> None:
     print(f"imagination, {starts.shape[0]} start frames, {a.horizon} steps (reward per step):")
     for policy in ("scripted", "random", "actor"):
         print(f"  {policy:9s}", round(imagined_reward(model, starts, policy, a.horizon, geo), 3))
+    print("teacher-forced next-token accuracy per grid row (the last is the paddle's):")
+    row_accuracy(model, catch_episodes(a.episodes, **geo), a.rows)
+    print("the paddle after one imagined step:")
+    paddle_check(model, catch_episodes(a.episodes, **geo), geo)
     print("open loop under the recorded actions (the step after a catch shows a new ball):")
     open_loop(model, catch_episodes(a.episodes, **geo), geo)
 

@@ -4,7 +4,9 @@ Trains the tokenizer of ``token:ci`` (with preset overrides) on frames of every 
 uniformly (ball cell x paddle column; 16x16 frames of the 8 x 5 grid unless ``--rows/--cols/
 --size`` say otherwise) and prints, every ``--every`` updates, the L1 reconstruction and
 :func:`worldflux.models.token.evaluate.object_accuracy` (ball and paddle read back from the
-decoded frame; chance ``1 / ((rows - 1) cols)`` and ``1 / cols``). ``--loss vq`` is IRIS's loss
+decoded frame; chance ``1 / ((rows - 1) cols)`` and ``1 / cols``) and, when each grid cell is
+one token, how consistently black cells get one code (``background code``: the share of black
+cells' tokens equal to the most common one, and the number of codes they use). ``--loss vq`` is IRIS's loss
 (codebook + commitment + L1, no LPIPS as in ``token:ci``); ``ae-l1`` / ``ae-l2`` skip the
 quantiser (decoder on the encoder's output) with an L1 / squared error, to tell the quantiser
 from the loss.
@@ -25,6 +27,18 @@ import torch
 from worldflux import create_world_model
 from worldflux.envs.embedded import Catch
 from worldflux.models.token.evaluate import object_accuracy
+
+
+@torch.no_grad()
+def background(model: object, data: torch.Tensor, black: torch.Tensor) -> str:
+    """Share of black cells' tokens equal to their most common code, and the codes used
+    (only when the token grid is the Catch grid)."""
+    tokens = model.encode(data)  # type: ignore[attr-defined]
+    if tokens.shape[1] != black[0].numel():
+        return ""
+    codes = tokens[black.flatten(1)]
+    share = float((codes == codes.mode().values).float().mean())
+    return f"background code {share:.3f} ({len(codes.unique())} codes)"
 
 
 def main() -> None:
@@ -55,6 +69,10 @@ def main() -> None:
                 catch._paddle = pad
                 frames.append(catch.render().transpose(2, 0, 1))
     data = torch.as_tensor(np.stack(frames))
+    grids = [(r, c, pad) for r in range(a.rows - 1) for c in range(a.cols) for pad in range(a.cols)]
+    black = torch.ones(len(grids), a.rows, a.cols, dtype=torch.bool)
+    for i, (r, c, pad) in enumerate(grids):
+        black[i, r, c] = black[i, a.rows - 1, pad] = False
     tok = model.tokenizer
     opt = torch.optim.Adam(tok.parameters(), lr=a.lr)
     rng = np.random.default_rng(a.seed)
@@ -62,7 +80,7 @@ def main() -> None:
     for u in range(a.updates + 1):
         if u % a.every == 0:
             print(f"update {u}: L1 {rec:.4f} objects {object_accuracy(model, **geometry)} "
-                  f"{time.time() - start:.0f}s", flush=True)  # fmt: skip
+                  f"{background(model, data, black)} {time.time() - start:.0f}s", flush=True)  # fmt: skip
         obs = data[rng.integers(len(data), size=a.batch)]
         if a.loss == "vq":
             out = model.tokenizer_loss({"obs": obs[:, None]})

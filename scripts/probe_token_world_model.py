@@ -1,17 +1,27 @@
-"""Does a bigger GPT imagine Catch better? Retrain IRIS's world model on a frozen tokenizer.
+"""Does IRIS's world model imagine Catch well enough? Retrain it on a frozen tokenizer.
 
-Takes the tokenizer of a ``token`` checkpoint trained on the 4 x 4 embedded Catch, freezes it,
-and trains a fresh ``token:ci`` world model of ``LAYERS`` layers and width ``WIDTH`` (AdamW 1e-3,
-decay 0.01, batch 16 windows of 9 steps) for ``SECONDS`` of wall time on 400 random-policy
-episodes (seeds 0-399); then prints the held-out teacher-forced accuracies
-(:func:`worldflux.models.token.evaluate.held_out_accuracy`, 50 episodes from seed 10,000) and the
-open-loop check of ``probe_token_policy.py`` (do imagined frames keep the ball and paddle?).
+Takes the tokenizer of a ``token`` checkpoint trained on the 4 x 4 embedded Catch (or, with
+``--tokenizer-updates N``, trains a fresh ``token:ci`` tokenizer alone for ``N`` updates on
+frames of every Catch state, batch 32, Adam 1e-3, with ``token:ci`` overrides ``key=value``),
+freezes it, and trains a fresh ``token:ci`` world model of ``--layers`` layers and width
+``--width`` (AdamW 1e-3, decay 0.01, batch 16 windows of 9 steps) for ``--updates`` updates (or
+``--seconds`` of wall time) on 400 random-policy episodes (seeds 0-399); then prints the
+held-out teacher-forced accuracies (:func:`worldflux.models.token.evaluate.held_out_accuracy`,
+50 episodes from seed 10,000), the open-loop check of ``probe_token_policy.py`` (do imagined
+frames keep the ball and paddle?) and the imagined reward per step of the scripted catcher
+against random actions (does imagination reward catching?).
 
-    python scripts/probe_token_world_model.py CHECKPOINT LAYERS WIDTH SECONDS
+    python scripts/probe_token_world_model.py --checkpoint CKPT [--layers 1 --width 32] --seconds 200
+    python scripts/probe_token_world_model.py --tokenizer-updates 1500 --updates 1500 \
+        --save-tokenizer /tmp/tok.pt
+    python scripts/probe_token_world_model.py --load-tokenizer /tmp/tok.pt --layers 2 --width 64 \
+        --updates 1500
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import sys
 import time
 from pathlib import Path
@@ -20,34 +30,69 @@ import numpy as np
 import torch
 
 from worldflux import create_world_model
-from worldflux.models.token.evaluate import _windows, catch_episodes, held_out_accuracy
+from worldflux.models.token.evaluate import (
+    _windows,
+    catch_episodes,
+    held_out_accuracy,
+    object_accuracy,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from probe_token_policy import open_loop  # noqa: E402
+from probe_token_policy import imagined_reward, open_loop  # noqa: E402
+
+GEO = {"size": 16, "rows": 4, "cols": 4}
+
+
+def train_tokenizer(model: torch.nn.Module, updates: int) -> None:
+    """The tokenizer alone on frames of every 4 x 4 Catch state (as probe_token_tokenizer.py)."""
+    train = catch_episodes(400, seed=0, **GEO)["obs"].flatten(0, 1)
+    opt = torch.optim.Adam(model.tokenizer.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    start = time.time()
+    for u in range(1, updates + 1):
+        obs = train[rng.integers(len(train), size=32)]
+        loss = model.tokenizer_loss({"obs": obs[:, None]}).total
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.tokenizer.parameters(), 10.0)
+        opt.step()
+        if u % 500 == 0 or u == updates:
+            print(f"tokenizer {u}: {object_accuracy(model, **GEO)} {time.time() - start:.0f}s")
 
 
 def main() -> None:
-    ckpt, layers, width, budget = (
-        sys.argv[1],
-        int(sys.argv[2]),
-        int(sys.argv[3]),
-        float(sys.argv[4]),
-    )
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint")
+    p.add_argument("--tokenizer-updates", type=int, default=0)
+    p.add_argument("--save-tokenizer", help="write the tokenizer's state dict here")
+    p.add_argument("--load-tokenizer", help="read the tokenizer's state dict from here")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--updates", type=int, default=0, help="world-model updates (0: --seconds)")
+    p.add_argument("--seconds", type=float, default=200.0)
+    p.add_argument("overrides", nargs="*", help="token:ci fields, key=value")
+    a = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    geo = {"size": 16, "rows": 4, "cols": 4}
-    src = create_world_model(ckpt)
+    over = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in a.overrides)}
     model = create_world_model(
-        "token:ci", action_dim=3, max_blocks=8, batch_length=9, num_layers=layers,
-        wm_embed_dim=width,
+        "token:ci", action_dim=3, max_blocks=8, batch_length=9, num_layers=a.layers,
+        wm_embed_dim=a.width, **over,
     )  # fmt: skip
-    model.tokenizer.load_state_dict(src.tokenizer.state_dict())
+    if a.checkpoint:
+        model.tokenizer.load_state_dict(create_world_model(a.checkpoint).tokenizer.state_dict())
+    elif a.load_tokenizer:
+        model.tokenizer.load_state_dict(torch.load(a.load_tokenizer, weights_only=True))
+    else:
+        train_tokenizer(model, a.tokenizer_updates)
+    if a.save_tokenizer:
+        torch.save(model.tokenizer.state_dict(), a.save_tokenizer)
     model.tokenizer.eval()
-    train = _windows(catch_episodes(400, seed=0, **geo), 9)
+    train = _windows(catch_episodes(400, seed=0, **GEO), 9)
     opt = torch.optim.AdamW(model.world_model.parameters(), lr=1e-3, weight_decay=0.01)
     rng = np.random.default_rng(0)
     start, updates, loss = time.time(), 0, torch.zeros(())
-    while time.time() - start < budget:
+    while (updates < a.updates) if a.updates else (time.time() - start < a.seconds):
         idx = torch.as_tensor(rng.integers(train["obs"].shape[0], size=16))
         loss = model.world_model_loss({k: v[idx] for k, v in train.items()}).total
         opt.zero_grad()
@@ -55,11 +100,17 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.world_model.parameters(), 10.0)
         opt.step()
         updates += 1
-    print(f"{layers} layers, width {width}: {updates} updates, last loss {loss.item():.3f}")
+    print(f"{a.layers} layers, width {a.width}: {updates} updates, last loss {loss.item():.3f}, "
+          f"{time.time() - start:.0f}s")  # fmt: skip
     model.eval()
-    scores = held_out_accuracy(model, catch_episodes(50, **geo))
+    scores = held_out_accuracy(model, catch_episodes(50, **GEO))
     print({k: round(v, 3) for k, v in scores.items()})
-    open_loop(model, catch_episodes(50, **geo), geo)
+    open_loop(model, catch_episodes(50, **GEO), GEO)
+    obs = catch_episodes(50, **GEO)["obs"]
+    starts = obs[:, :: max(1, obs.shape[1] // 4)].flatten(0, 1)
+    for policy in ("scripted", "random"):
+        r = imagined_reward(model, starts, policy, 8, GEO)
+        print(f"imagined reward per step, 8 steps, {policy}: {r:.3f}")
 
 
 if __name__ == "__main__":

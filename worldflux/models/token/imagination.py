@@ -100,6 +100,7 @@ def imagine(
     burn_mask: Tensor | None,
     start: Tensor,
     horizon: int,
+    env: TokenEnv | None = None,
 ) -> Imagined:
     """Burn the actor-critic in on ``burn_frames`` and imagine ``horizon`` steps from ``start``.
 
@@ -110,6 +111,8 @@ def imagine(
         burn_mask: ``(B, T)`` which burn-in steps belong to the start frame's episode.
         start: the start frames ``(B, 3, H, W)`` in ``[-1, 1]``.
         horizon: imagined steps.
+        env: the environment to imagine in, standing at ``start`` (default: the world model,
+            a :class:`TokenEnv` from ``start``'s tokens); diagnostics pass the true dynamics.
     """
     modes = tokenizer.training, world_model.training
     tokenizer.eval(), world_model.eval()
@@ -125,8 +128,9 @@ def imagine(
                     if m.any():
                         _, _, nxt = actor_critic(frames[:, t], state)
                         state = tuple(torch.where(m[:, None], n, s) for n, s in zip(nxt, state))
-        with torch.no_grad():
-            env = TokenEnv(tokenizer, world_model, tokenizer.encode(start).tokens)
+        if env is None:
+            with torch.no_grad():
+                env = TokenEnv(tokenizer, world_model, tokenizer.encode(start).tokens)
         frame = env.frame()
         out: dict[str, list[Tensor]] = {k: [] for k in ("a", "l", "v", "r", "e", "t")}
         for k in range(horizon):

@@ -297,6 +297,7 @@ class Token(ReleasedWeights, WorldModel):
             mask[:, :-1],
             x[:, -1],
             c.imagine_horizon,
+            self.imagination_env(x[:, -1]),
         )
         with torch.no_grad():
             returns = lambda_returns(im.rewards, im.values, im.ends, c.gamma, c.lambda_)[:, :-1]
@@ -308,6 +309,12 @@ class Token(ReleasedWeights, WorldModel):
         parts = {"actions": loss_actions, "values": loss_values, "entropy": loss_entropy}
         metrics = {"actor_critic/imagined_reward": im.rewards.mean().detach()}
         return LossOutput(loss_actions + loss_values + loss_entropy, parts, metrics)
+
+    def imagination_env(self, start: Tensor) -> TokenEnv | None:
+        """Where the actor-critic imagines from start frames ``(B, 3, H, W)``: ``None`` means
+        the world model (``TokenEnv``); ``scripts/token_true_dynamics.py`` replaces it with the
+        true Catch dynamics on an instance."""
+        return None
 
     def phase_loss(
         self, name: str, batch: Mapping[str, Any], outputs: Mapping[str, LossOutput]
