@@ -95,14 +95,14 @@ class Memory(Env):
             else ObsSpace("image", (3, size, size))
         )
         self.spec = EnvSpec({SINGLE: space}, "discrete", cues)
-        self._rng = np.random.default_rng(seed)
+        self._rng = self._make_rng(seed)
         self._cue = 0
         self._t = 0
         self._symbols = np.zeros(0, dtype=np.int64)  # repeat mode: the symbol of every step
 
     def reset(self, seed: int | None = None) -> Obs:
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = self._make_rng(seed)
         self._t = 0
         if self.mode == "repeat":
             self._symbols = self._rng.integers(self.cues, size=self.length + 1)
@@ -121,6 +121,15 @@ class Memory(Env):
             reward = 1.0 if discrete_index(action) == self._cue else -1.0
             return self._observe(), reward, True, False
         return self._observe(), 0.0, False, False
+
+    def _make_rng(self, seed: int | None) -> np.random.Generator:
+        """The symbols' generator. In repeat mode it is a stream of its own: with
+        ``default_rng(seed)`` the symbols (one draw a step) would equal the collector's uniformly
+        random actions drawn from the same seed, step for step, so random play would be scored
+        right far more often than chance."""
+        if self.mode == "repeat" and seed is not None:
+            return np.random.default_rng([int(seed), 0x4D454D])
+        return np.random.default_rng(seed)
 
     def _step_repeat(self, answer: int) -> tuple[Obs, float, bool, bool]:
         t = self._t

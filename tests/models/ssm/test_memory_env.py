@@ -81,3 +81,22 @@ def test_repeat_mode_through_the_registry_and_bad_lengths() -> None:
         Memory(mode="repeat", delay=4, length=4)
     with pytest.raises(ConfigError, match="mode"):
         Memory(mode="copy")
+
+
+def test_repeat_mode_random_play_through_the_collector_is_at_chance() -> None:
+    # the env's symbols and the collector's random actions come from the same seed; they must
+    # not be the same stream (random play scored right at every step)
+    from worldflux.data.replay import Replay
+    from worldflux.envs.registry import make_vector_env
+    from worldflux.training.collector import Collector
+
+    cfg = {"suite": "embedded", "id": "memory", "mode": "repeat", "num_envs": 1}
+    for delay in (0, 1, 2):
+        envs = make_vector_env({**cfg, "delay": delay, "length": 16}, seed=0)
+        replay = Replay(envs.spec, 1100, envs.num_envs, seed=0)
+        collector = Collector(envs, replay, seed=0)
+        for _ in range(1024):
+            collector.step(None)
+        reward = np.asarray(replay.sample(1, 1000)["reward"])
+        scored = reward[reward != 0]
+        assert len(scored) > 800 and abs(scored.mean()) < 0.15, (delay, scored.mean())
