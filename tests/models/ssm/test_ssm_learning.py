@@ -11,7 +11,8 @@ Slow: 20 to 60 minutes each on one CPU thread. ``ssm:ci`` must answer the query 
 
 * Repeat mode, delay 0 (name the symbol of the current step; the reward arrives one row later,
   so the world model must carry it one step), 2,000 updates: recorded passing (evaluation return
-  16 of 16 at updates 1,750 and 2,000, and from 1,000 on with seed=1; 100 held-out episodes, 1,600 answers, all right).
+  16 of 16 at updates 1,750 and 2,000, and from 1,000 on with seed=1; 100 held-out episodes,
+  1,600 answers, all right).
 
 The issue's comparison (a delay where ``dreamerv3:size1m`` stays near chance and ``ssm:ci``
 succeeds at the same budget) is not encoded: measured with the same repeat-mode command, budget
