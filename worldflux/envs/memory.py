@@ -11,6 +11,15 @@ the T-maze of Bakker 2001), without a maze.
 
 Observations are a vector ``[cue one-hot (cues), query flag]`` or an RGB image whose colour is
 the cue (first step), white (query) or black (delay).
+
+``mode="repeat"`` is the other classic test, "repeat the observation seen ``delay`` steps ago"
+(POPGym's RepeatPrevious): every step shows a random symbol (one of ``cues``), and from step
+``delay`` on every action is scored, +1 if it names the symbol shown ``delay`` steps before the
+current one (``delay=0``: the current symbol), -1 otherwise. An episode lasts ``length`` steps,
+``length - delay`` of them scored, so the reward is dense: every scored step is a supervised
+example of the memory. The return lies in ``[-(length - delay), length - delay]``; the success
+rate is ``(return / (length - delay) + 1) / 2``, chance ``1 / cues``. The vector's last entry
+flags the scored steps; images show the symbol's colour.
 """
 
 from __future__ import annotations
@@ -37,14 +46,19 @@ _CUE_COLOURS = np.array(
 
 
 class Memory(Env):
-    """Recall the cue of the first step after ``delay`` blank steps.
+    """Recall the cue of the first step after ``delay`` blank steps, or (``mode="repeat"``) name
+    the symbol shown ``delay`` steps ago at every step.
 
     Args:
         cues: number of cues = number of discrete actions (2 to 8).
-        delay: blank steps between the cue and the query (>= 0).
+        delay: blank steps between the cue and the query (``"recall"``), or how many steps back
+            the symbol to name was shown (``"repeat"``); >= 0.
         obs: ``"vector"`` (``(cues + 1,)`` float32) or ``"image"`` (``(3, size, size)`` uint8).
         size: image side in pixels.
         seed: seed of the cues.
+        mode: ``"recall"`` (one cue, one answer) or ``"repeat"`` (a symbol and an answer every
+            step).
+        length: steps of a ``"repeat"`` episode (> ``delay``); unused by ``"recall"``.
     """
 
     def __init__(
@@ -54,6 +68,8 @@ class Memory(Env):
         obs: str = "vector",
         size: int = 16,
         seed: int | None = None,
+        mode: str = "recall",
+        length: int = 16,
     ) -> None:
         if not isinstance(cues, int) or not 2 <= cues <= len(_CUE_COLOURS):
             raise ConfigError(
@@ -65,26 +81,40 @@ class Memory(Env):
             raise ConfigError(f"Memory obs must be 'vector' or 'image', got {obs!r}")
         if not isinstance(size, int) or size < 1:
             raise ConfigError(f"Memory size must be a positive int, got {size!r}")
+        if mode not in ("recall", "repeat"):
+            raise ConfigError(f"Memory mode must be 'recall' or 'repeat', got {mode!r}")
+        if mode == "repeat" and (not isinstance(length, int) or length <= delay):
+            raise ConfigError(
+                f"Memory length must be an int > delay ({delay}) in repeat mode, got {length!r}"
+            )
         self.cues, self.delay, self.obs_kind, self.size = cues, delay, obs, size
+        self.mode, self.length = mode, length
         space = (
             ObsSpace("vector", (cues + 1,))
             if obs == "vector"
             else ObsSpace("image", (3, size, size))
         )
         self.spec = EnvSpec({SINGLE: space}, "discrete", cues)
-        self._rng = np.random.default_rng(seed)
+        self._rng = self._make_rng(seed)
         self._cue = 0
         self._t = 0
+        self._symbols = np.zeros(0, dtype=np.int64)  # repeat mode: the symbol of every step
 
     def reset(self, seed: int | None = None) -> Obs:
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self._cue = int(self._rng.integers(self.cues))
+            self._rng = self._make_rng(seed)
         self._t = 0
+        if self.mode == "repeat":
+            self._symbols = self._rng.integers(self.cues, size=self.length + 1)
+            self._cue = int(self._symbols[0])
+            return self._observe()
+        self._cue = int(self._rng.integers(self.cues))
         return self._observe()
 
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool]:
         action = self.check_action(action)
+        if self.mode == "repeat":
+            return self._step_repeat(discrete_index(action))
         query = self._t == self.delay + 1
         self._t += 1
         if query:  # the answer to the query ends the episode
@@ -92,7 +122,27 @@ class Memory(Env):
             return self._observe(), reward, True, False
         return self._observe(), 0.0, False, False
 
+    def _make_rng(self, seed: int | None) -> np.random.Generator:
+        """The symbols' generator. In repeat mode it is a stream of its own: with
+        ``default_rng(seed)`` the symbols (one draw a step) would equal the collector's uniformly
+        random actions drawn from the same seed, step for step, so random play would be scored
+        right far more often than chance."""
+        if self.mode == "repeat" and seed is not None:
+            return np.random.default_rng([int(seed), 0x4D454D])
+        return np.random.default_rng(seed)
+
+    def _step_repeat(self, answer: int) -> tuple[Obs, float, bool, bool]:
+        t = self._t
+        reward = 0.0
+        if t >= self.delay:  # name the symbol shown `delay` steps before step t
+            reward = 1.0 if answer == int(self._symbols[t - self.delay]) else -1.0
+        self._t = t + 1
+        self._cue = int(self._symbols[self._t])
+        return self._observe(), reward, self._t == self.length, False
+
     def _phase(self) -> str:
+        if self.mode == "repeat":
+            return "cue"
         if self._t == 0:
             return "cue"
         return "query" if self._t == self.delay + 1 else "blank"
@@ -111,6 +161,8 @@ class Memory(Env):
         phase = self._phase()
         if phase == "cue":
             vec[self._cue] = 1.0
+            if self.mode == "repeat" and self._t >= self.delay:
+                vec[-1] = 1.0  # the action at this step is scored
         elif phase == "query":
             vec[-1] = 1.0
         return {SINGLE: vec}

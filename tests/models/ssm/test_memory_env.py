@@ -48,3 +48,55 @@ def test_bad_arguments_are_refused() -> None:
         Memory(cues=1)
     with pytest.raises(ConfigError, match="obs"):
         Memory(obs="pixels")
+
+
+def test_repeat_mode_scores_every_step_against_the_symbol_delay_steps_ago() -> None:
+    env = Memory(cues=3, delay=2, mode="repeat", length=7, seed=3)
+    shown = [env.reset()["obs"]]
+    rewards, dones = [], []
+    for t in range(7):
+        assert shown[t][-1] == (1.0 if t >= 2 else 0.0)  # the flag marks the scored steps
+        target = int(np.argmax(shown[t - 2][:3])) if t >= 2 else 0
+        answer = target if t % 2 == 0 else (target + 1) % 3
+        obs, reward, done, _ = env.step(_onehot(answer, 3))
+        shown.append(obs["obs"])
+        rewards.append(reward)
+        dones.append(done)
+    assert rewards == [0.0, 0.0, 1.0, -1.0, 1.0, -1.0, 1.0]
+    assert dones == [False] * 6 + [True]
+    assert all(o[:3].sum() == 1.0 for o in shown)  # a symbol every step
+    symbols = {int(np.argmax(o[:3])) for _ in range(5) for o in [env.reset()["obs"]]}
+    assert len(symbols) > 1
+
+
+def test_repeat_mode_through_the_registry_and_bad_lengths() -> None:
+    env = make_env(
+        {"suite": "embedded", "id": "memory", "mode": "repeat", "delay": 0, "length": 3}, seed=0
+    )
+    obs = env.reset()["obs"]
+    symbol = int(np.argmax(obs[:2]))
+    _, reward, done, _ = env.step(_onehot(symbol, 2))
+    assert reward == 1.0 and not done and obs[-1] == 1.0
+    with pytest.raises(ConfigError, match="length"):
+        Memory(mode="repeat", delay=4, length=4)
+    with pytest.raises(ConfigError, match="mode"):
+        Memory(mode="copy")
+
+
+def test_repeat_mode_random_play_through_the_collector_is_at_chance() -> None:
+    # the env's symbols and the collector's random actions come from the same seed; they must
+    # not be the same stream (random play scored right at every step)
+    from worldflux.data.replay import Replay
+    from worldflux.envs.registry import make_vector_env
+    from worldflux.training.collector import Collector
+
+    cfg = {"suite": "embedded", "id": "memory", "mode": "repeat", "num_envs": 1}
+    for delay in (0, 1, 2):
+        envs = make_vector_env({**cfg, "delay": delay, "length": 16}, seed=0)
+        replay = Replay(envs.spec, 1100, envs.num_envs, seed=0)
+        collector = Collector(envs, replay, seed=0)
+        for _ in range(1024):
+            collector.step(None)
+        reward = np.asarray(replay.sample(1, 1000)["reward"])
+        scored = reward[reward != 0]
+        assert len(scored) > 800 and abs(scored.mean()) < 0.15, (delay, scored.mean())
