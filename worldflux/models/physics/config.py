@@ -54,6 +54,10 @@ class PhysicsConfig(WorldModelConfig):
         rollout_steps: states predicted from each start in the loss (multi-step training).
         loss: ``l2`` (HNN) or ``l1`` (LNN) on the time derivatives.
         lr, weight_decay: Adam.
+        grad_clip_norm: clip the gradient's global norm to this (``null``: no clipping, as the
+            references). The LNN preset clips: a near-singular learned ``d2L/dqd2`` at one state
+            of a batch gives a gradient thousands of times the usual one, and Adam's second moment
+            then stalls training for thousands of updates (docs/learning.md, physics).
         batch_size, batch_length, train_ratio: replay sampling.
         horizon, num_samples, num_elites, iterations, temperature, min_std, max_std: MPPI.
         target_angle, angle_cost, velocity_cost, action_cost, terminal_weight: the swing-up
@@ -126,6 +130,7 @@ class PhysicsConfig(WorldModelConfig):
     loss: str = "l2"
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    grad_clip_norm: float | None = None
     batch_size: int = 32
     batch_length: int = 8
     train_ratio: float = 64.0
