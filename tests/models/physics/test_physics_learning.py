@@ -95,6 +95,8 @@ def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(tmp_path
     }
     env_cfg = yaml.safe_load((ROOT / "conf/env/physics_double_pendulum.yaml").read_text())
     env_cfg.update(dt=0.01, substeps=10)
+    # one thread: the LNN rollout's many small functorch ops ran ~10x slower on two busy cores
+    torch.set_num_threads(1)
     results = compare(runs, env_cfg, steps=1000, episodes=25)  # 10x the training episodes
     print(results)
     lnn, base = results["lnn"], results["baseline"]
