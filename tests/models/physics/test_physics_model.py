@@ -189,6 +189,27 @@ def test_angle_embedding_makes_the_controlled_model_periodic_in_q() -> None:
         get_config("physics:lnn", angle_embed=True)
 
 
+def test_lnn_init_is_the_references_custom_init() -> None:
+    torch.manual_seed(0)
+    net = MLP(4, 200, 1, 3, "softplus", last_bias=True)
+    net.lnn_init_()
+    # lagrangian_nns lnn.custom_init: zero biases, std s / sqrt(max side): s = 2.2, 0.58 i, n
+    for i, scale in enumerate((2.2, 0.58, 1.16, 200.0)):
+        layer = net.layers()[i]
+        assert torch.count_nonzero(layer.bias) == 0
+        std = layer.weight.std().item() * math.sqrt(200) / scale
+        assert abs(std - 1) < 0.12, (i, std)
+    # physics:lnn applies it to the Lagrangian; the baseline keeps the orthogonal weights
+    lnn = create_world_model("physics:lnn", hidden_dim=8).field_net
+    assert all(torch.count_nonzero(layer.bias) == 0 for layer in lnn.layers())
+    w = create_world_model("physics:lnn", hidden_dim=8, baseline=True).field_net.linear1.weight
+    assert torch.allclose(w.t() @ w, torch.eye(4), atol=1e-5)
+    with pytest.raises(ConfigError, match="init 'lnn' applies to kind 'lnn'"):
+        get_config("physics:base", init="lnn")
+    with pytest.raises(ConfigError, match="'init'"):
+        get_config("physics:lnn", init="xavier")
+
+
 def test_bad_inputs_are_clear_errors() -> None:
     model = _hnn()
     with pytest.raises(ShapeError, match=r"last dimension D=2"):

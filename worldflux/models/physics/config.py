@@ -39,6 +39,9 @@ class PhysicsConfig(WorldModelConfig):
         recon_coef, cc_coef, hnn_coef: PixelHNN loss weights (reconstruction, canonical
             coordinates, HNN).
         angle_wrap: LNN: the Lagrangian sees angles wrapped to ``[-pi, pi)`` (as the reference).
+        init: ``orthogonal`` (hamiltonian-nn's init, every kind) or ``lnn`` (the LNN's Lagrangian
+            network initialised as lagrangian_nns ``lnn.custom_init``; the baseline MLP keeps
+            ``orthogonal``). Without it the LNN does not learn (docs/learning.md, physics).
         dissipation: controlled: learn a damping matrix ``D(q)``.
         angle_embed: ``hnn`` / ``controlled``: the networks see ``(cos q, sin q, p)`` instead of
             ``(q, p)`` (Symplectic ODE-Net's embedded angles), so the learned energy, ``g`` and
@@ -51,6 +54,10 @@ class PhysicsConfig(WorldModelConfig):
         rollout_steps: states predicted from each start in the loss (multi-step training).
         loss: ``l2`` (HNN) or ``l1`` (LNN) on the time derivatives.
         lr, weight_decay: Adam.
+        grad_clip_norm: clip the gradient's global norm to this (``null``: no clipping, as the
+            references). The LNN preset clips: a near-singular learned ``d2L/dqd2`` at one state
+            of a batch gives a gradient thousands of times the usual one, and Adam's second moment
+            then stalls training for thousands of updates (docs/learning.md, physics).
         batch_size, batch_length, train_ratio: replay sampling.
         horizon, num_samples, num_elites, iterations, temperature, min_std, max_std: MPPI.
         target_angle, angle_cost, velocity_cost, action_cost, terminal_weight: the swing-up
@@ -113,6 +120,7 @@ class PhysicsConfig(WorldModelConfig):
     cc_coef: float = 1.0
     hnn_coef: float = 0.1
     angle_wrap: bool = False
+    init: str = "orthogonal"
     dissipation: bool = False
     angle_embed: bool = False
     dt: float = 0.1
@@ -122,6 +130,7 @@ class PhysicsConfig(WorldModelConfig):
     loss: str = "l2"
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    grad_clip_norm: float | None = None
     batch_size: int = 32
     batch_length: int = 8
     train_ratio: float = 64.0
@@ -148,6 +157,7 @@ class PhysicsConfig(WorldModelConfig):
             ("nonlinearity", self.nonlinearity, NONLINEARITIES),
             ("ae_nonlinearity", self.ae_nonlinearity, NONLINEARITIES),
             ("loss", self.loss, ("l1", "l2")),
+            ("init", self.init, ("orthogonal", "lnn")),
         ):
             if value not in choices:
                 raise ConfigError(f"config field {name!r} must be one of {choices}, got {value!r}")
@@ -168,6 +178,8 @@ class PhysicsConfig(WorldModelConfig):
                 "angle_embed applies to kind 'hnn' or 'controlled' (use angle_wrap for 'lnn'), "
                 f"got kind={self.kind!r}"
             )
+        if self.init == "lnn" and self.kind != "lnn":
+            raise ConfigError(f"init 'lnn' applies to kind 'lnn' only, got kind={self.kind!r}")
         if self.num_elites > self.num_samples or self.min_std > self.max_std:
             raise ConfigError(
                 "need num_elites <= num_samples and min_std <= max_std, got "

@@ -64,6 +64,8 @@ class Physics(WorldModel):
             # the reference's dense stack: softplus, a bias on every layer, one output (L)
             out = d if c.baseline else 1
             self.field_net = MLP(d, c.hidden_dim, out, c.num_hidden, c.nonlinearity, True)
+            if c.init == "lnn" and not c.baseline:  # the baseline keeps the MLP's own init
+                self.field_net.lnn_init_()
         elif c.kind == "controlled":
             inp = e + c.action_dim if c.baseline else e
             self.field_net = MLP(inp, c.hidden_dim, d if c.baseline else 1, c.num_hidden,

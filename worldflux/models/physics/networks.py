@@ -73,6 +73,25 @@ class MLP(nn.Module):
             if layer.weight.device.type != "meta":
                 nn.init.orthogonal_(layer.weight)
 
+    def lnn_init_(self) -> None:
+        """Re-initialise as lagrangian_nns @ 2fc26cb ``lnn.custom_init`` (the paper's LNN init).
+
+        Biases zero; weights Gaussian with std ``s / sqrt(n)``, ``n`` the larger side of the
+        layer, ``s = 2.2`` for the first layer, ``0.58 i`` for the ``i``-th middle one and ``n``
+        for the last (so the last layer's std is ``sqrt(n)``). Found by the reference's search
+        for an initialisation under which the Euler-Lagrange solve trains.
+        """
+        layers = self.layers()
+        for i, layer in enumerate(layers):
+            if layer.weight.device.type == "meta":
+                continue
+            n = max(layer.weight.shape)
+            scale = 2.2 if i == 0 else (float(n) if i == len(layers) - 1 else 0.58 * i)
+            with torch.no_grad():
+                layer.weight.normal_(0.0, scale / n**0.5)
+                if layer.bias is not None:
+                    layer.bias.zero_()
+
     def layers(self) -> list[nn.Linear]:
         """The linear layers in order."""
         return [getattr(self, f"linear{i + 1}") for i in range(self.num_layers)]
