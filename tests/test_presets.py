@@ -54,9 +54,7 @@ def test_parameter_count(model_id: str) -> None:
     settings = config_class(get_config(model_id).family).REFERENCE_SETTINGS
     for setting, expected in official.items():
         ours = _count(model_id, **settings[setting])
-        assert ours == expected, (
-            f"{setting}: ours {ours:,} vs official {expected:,}"
-        )
+        assert ours == expected, f"{setting}: ours {ours:,} vs official {expected:,}"
 
 
 @pytest.mark.parametrize("alias", sorted(catalog.aliases()))

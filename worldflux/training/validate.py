@@ -127,7 +127,11 @@ COLLECT: dict[str, Rule] = {
     "path": text("path=<dataset directory>"),
 }
 #: Sections whose interval keys (``every``, ``every_n_*``, ``*_every``) must be positive.
-INTERVAL_SECTIONS = ("eval", "checkpoint", "callbacks")  # user keys first: callbacks interpolate them
+INTERVAL_SECTIONS = (
+    "eval",
+    "checkpoint",
+    "callbacks",
+)  # user keys first: callbacks interpolate them
 #: Counts in those sections that must be positive when set (evaluation episodes, kept files).
 COUNT_KEYS = ("episodes", "keep_last")
 
