@@ -126,12 +126,9 @@ COLLECT: dict[str, Rule] = {
     "eval_mode": boolean(required=False),
     "path": text("path=<dataset directory>"),
 }
-#: Sections whose interval keys (``every``, ``every_n_*``, ``*_every``) must be positive.
-INTERVAL_SECTIONS = (
-    "eval",
-    "checkpoint",
-    "callbacks",
-)  # user keys first: callbacks interpolate them
+#: Sections whose interval keys (``every``, ``every_n_*``, ``*_every``) must be positive; the
+#: user's keys come first because the callbacks interpolate them.
+INTERVAL_SECTIONS = ("eval", "checkpoint", "callbacks")
 #: Counts in those sections that must be positive when set (evaluation episodes, kept files).
 COUNT_KEYS = ("episodes", "keep_last")
 
