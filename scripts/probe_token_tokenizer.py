@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +29,9 @@ import torch
 from worldflux import create_world_model
 from worldflux.envs.embedded import Catch
 from worldflux.models.token.evaluate import object_accuracy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_token_world_model import code_consistency  # noqa: E402
 
 
 @torch.no_grad()
@@ -36,9 +41,7 @@ def background(model: object, data: torch.Tensor, black: torch.Tensor) -> str:
     tokens = model.encode(data)  # type: ignore[attr-defined]
     if tokens.shape[1] != black[0].numel():
         return ""
-    codes = tokens[black.flatten(1)]
-    share = float((codes == codes.mode().values).float().mean())
-    return f"background code {share:.3f} ({len(codes.unique())} codes)"
+    return code_consistency(tokens, black.flatten(1))
 
 
 def main() -> None:

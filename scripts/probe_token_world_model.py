@@ -38,7 +38,12 @@ from worldflux.models.token.evaluate import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from probe_token_policy import imagined_reward, open_loop  # noqa: E402
+from probe_token_policy import (  # noqa: E402
+    imagined_reward,
+    open_loop,
+    paddle_check,
+    row_accuracy,
+)
 
 GEO = {"size": 16, "rows": 4, "cols": 4}
 
@@ -60,6 +65,34 @@ def train_tokenizer(model: torch.nn.Module, updates: int) -> None:
             print(f"tokenizer {u}: {object_accuracy(model, **GEO)} {time.time() - start:.0f}s")
 
 
+@torch.no_grad()
+def background_code(model: torch.nn.Module, obs: torch.Tensor) -> str:
+    """Share of the black cells' tokens (one token per 4x4-pixel cell) equal to their most
+    common code, and the number of codes they use, over the frames ``obs`` ``(N, 3, H, W)``."""
+    tokens = model.tokenizer.encode(model.frames(obs, 1)).tokens  # (N, K)
+    side = GEO["size"] // GEO["rows"]
+    cells = obs.unfold(2, side, side).unfold(3, side, side)  # (N, 3, rows, cols, side, side)
+    black = (cells.flatten(-2).amax(-1).amax(1) == 0).flatten(1)  # (N, K)
+    if tokens.shape[1] != black.shape[1]:
+        return "background code: the token grid is not the Catch grid"
+    return code_consistency(tokens, black)
+
+
+def code_consistency(tokens: torch.Tensor, black: torch.Tensor) -> str:
+    """How consistently black cells are coded: the share of their tokens equal to the most
+    common code over all cells (``global``) and, per cell position, to that position's most
+    common code (``per cell``, what a world model needs: a black cell's token that does not
+    depend on the rest of the frame), and the number of codes black cells use."""
+    codes = tokens[black]
+    same = float((codes == codes.mode().values).float().mean())
+    hits = sum(int((tokens[black[:, k], k] == tokens[black[:, k], k].mode().values).sum())
+               for k in range(tokens.shape[1]) if black[:, k].any())  # fmt: skip
+    return (
+        f"background code: global {same:.3f}, per cell {hits / len(codes):.3f} "
+        f"({len(codes.unique())} codes)"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint")
@@ -70,6 +103,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--updates", type=int, default=0, help="world-model updates (0: --seconds)")
     p.add_argument("--seconds", type=float, default=200.0)
+    p.add_argument("--save-model", help="save the model (save_pretrained) to this folder")
     p.add_argument("overrides", nargs="*", help="token:ci fields, key=value")
     a = p.parse_args()
     torch.set_num_threads(1)
@@ -88,6 +122,9 @@ def main() -> None:
     if a.save_tokenizer:
         torch.save(model.tokenizer.state_dict(), a.save_tokenizer)
     model.tokenizer.eval()
+    print(
+        "held-out frames:", background_code(model, catch_episodes(50, **GEO)["obs"].flatten(0, 1))
+    )
     train = _windows(catch_episodes(400, seed=0, **GEO), 9)
     opt = torch.optim.AdamW(model.world_model.parameters(), lr=1e-3, weight_decay=0.01)
     rng = np.random.default_rng(0)
@@ -111,6 +148,12 @@ def main() -> None:
     for policy in ("scripted", "random"):
         r = imagined_reward(model, starts, policy, 8, GEO)
         print(f"imagined reward per step, 8 steps, {policy}: {r:.3f}")
+    print("teacher-forced next-token accuracy per grid row (the last is the paddle's):")
+    row_accuracy(model, catch_episodes(50, **GEO), GEO["rows"])
+    print("the paddle after one imagined step:")
+    paddle_check(model, catch_episodes(50, **GEO), GEO)
+    if a.save_model:
+        print("saved to", model.save_pretrained(a.save_model))
 
 
 if __name__ == "__main__":
