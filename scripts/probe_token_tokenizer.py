@@ -6,7 +6,8 @@ uniformly (ball cell x paddle column; 16x16 frames of the 8 x 5 grid unless ``--
 :func:`worldflux.models.token.evaluate.object_accuracy` (ball and paddle read back from the
 decoded frame; chance ``1 / ((rows - 1) cols)`` and ``1 / cols``) and, when each grid cell is
 one token, how consistently black cells get one code (``background code``: the share of black
-cells' tokens equal to the most common one, and the number of codes they use). ``--loss vq`` is IRIS's loss
+cells' tokens equal to the most common code of their cell position, ``per cell``, and over all
+positions, ``global``, and the number of codes they use). ``--loss vq`` is IRIS's loss
 (codebook + commitment + L1, no LPIPS as in ``token:ci``); ``ae-l1`` / ``ae-l2`` skip the
 quantiser (decoder on the encoder's output) with an L1 / squared error, to tell the quantiser
 from the loss.

@@ -2,14 +2,18 @@
 
 Takes the tokenizer of a ``token`` checkpoint trained on the 4 x 4 embedded Catch (or, with
 ``--tokenizer-updates N``, trains a fresh ``token:ci`` tokenizer alone for ``N`` updates on
-frames of every Catch state, batch 32, Adam 1e-3, with ``token:ci`` overrides ``key=value``),
-freezes it, and trains a fresh ``token:ci`` world model of ``--layers`` layers and width
+the frames of 400 random-policy episodes, batch 32, Adam 1e-3, with ``token:ci`` overrides
+``key=value``), freezes it, prints how consistently it codes black cells (``background code``),
+and trains a fresh ``token:ci`` world model of ``--layers`` layers and width
 ``--width`` (AdamW 1e-3, decay 0.01, batch 16 windows of 9 steps) for ``--updates`` updates (or
 ``--seconds`` of wall time) on 400 random-policy episodes (seeds 0-399); then prints the
 held-out teacher-forced accuracies (:func:`worldflux.models.token.evaluate.held_out_accuracy`,
 50 episodes from seed 10,000), the open-loop check of ``probe_token_policy.py`` (do imagined
 frames keep the ball and paddle?) and the imagined reward per step of the scripted catcher
-against random actions (does imagination reward catching?).
+against random actions (does imagination reward catching?), and the per-row accuracy and
+paddle check of ``probe_token_policy.py`` (does the imagined paddle follow the action?).
+``--save-model DIR`` writes the model (``save_pretrained``) for ``token_true_dynamics.py
+--imagine DIR``.
 
     python scripts/probe_token_world_model.py --checkpoint CKPT [--layers 1 --width 32] --seconds 200
     python scripts/probe_token_world_model.py --tokenizer-updates 1500 --updates 1500 \
