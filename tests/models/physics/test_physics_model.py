@@ -143,6 +143,15 @@ def test_central_target_is_the_second_order_difference() -> None:
     exact = torch.tensor([2 * traj[1][1], -2 * traj[1][0]])  # (dH/dp, -dH/dq), H = q^2 + p^2
     central, forward = (traj[2] - traj[0]) / 0.2, (traj[2] - traj[1]) / 0.1
     assert (central - exact).norm() < 0.1 * (forward - exact).norm()
+    # loss_cap truncates each element's error: above it the value stays, the gradient goes
+    capped = _hnn(dt=0.1, fd_target="central", loss_cap=0.5)
+    xg = x.clone().requires_grad_(True)
+    err = capped.time_derivative(xg[:, 1:-1].reshape(-1, 2)).view(2, 3, 2) - target.detach()
+    out = capped.loss(_batch(xg, a))
+    want = err.pow(2).clamp(max=0.25).mean(-1)
+    assert torch.allclose(out.total, want[mask].mean(), atol=1e-6)
+    out.total.backward()
+    assert xg.grad is not None and (err.abs() > 0.5).any() and (err.abs() < 0.5).any()
     for bad in ({"kind": "controlled"}, {"rollout_steps": 2}):
         with pytest.raises(ConfigError, match="fd_target 'central'"):
             get_config("physics:controlled" if bad.get("kind") else "physics:base",

@@ -60,6 +60,9 @@ class PhysicsConfig(WorldModelConfig):
             second order, closer to the exact derivatives the references regress; one step,
             no forces: ``hnn`` and ``lnn`` only).
         loss: ``l2`` (HNN) or ``l1`` (LNN) on the time derivatives.
+        loss_cap: truncate each element's derivative error at this (``null``: no cap, as the
+            references); larger errors give no gradient. Ours, for the LNN, whose near-singular
+            learned mass matrix at a rare state otherwise throws training into a stall.
         lr, weight_decay: Adam.
         grad_clip_norm: clip the gradient's global norm to this (``null``: no clipping, as the
             references). The LNN preset clips: a near-singular learned ``d2L/dqd2`` at one state
@@ -85,6 +88,7 @@ class PhysicsConfig(WorldModelConfig):
         "rollout_steps": POSITIVE_INT,
         "lr": POSITIVE,
         "weight_decay": NON_NEGATIVE,
+        "loss_cap": POSITIVE,
         "batch_size": POSITIVE_INT,
         "batch_length": Range(2),
         "train_ratio": POSITIVE,
@@ -136,6 +140,7 @@ class PhysicsConfig(WorldModelConfig):
     rollout_steps: int = 1
     fd_target: str = "forward"
     loss: str = "l2"
+    loss_cap: float | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     grad_clip_norm: float | None = None

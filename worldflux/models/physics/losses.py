@@ -39,6 +39,19 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (per_row * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def _pointwise(err: Tensor, loss: str, cap: float | None) -> Tensor:
+    """``|err|`` (l1) or ``err^2`` (l2), truncated at ``cap`` (l2: ``cap^2``) if one is set.
+
+    A truncated element keeps its value but gives no gradient: a state where the learned LNN mass
+    matrix is near-singular predicts accelerations thousands of times the data's, and its
+    gradient would otherwise swamp the batch (docs/learning.md, physics).
+    """
+    value = err.abs() if loss == "l1" else err.pow(2)
+    if cap is None:
+        return value
+    return value.clamp(max=cap if loss == "l1" else cap * cap)
+
+
 def _flags(batch: Mapping[str, Any], b: int, t: int, device: torch.device) -> Tensor:
     first = batch.get("first")
     if first is None:
@@ -73,7 +86,7 @@ def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
                                c.loss_integrator)  # fmt: skip
         valid = valid & ~first[:, k : n + k].reshape(-1)
         err = (xhat - x[:, k : n + k].reshape(-1, d)) / c.dt
-        terms.append(_masked_mean(err.abs() if c.loss == "l1" else err.pow(2), valid))
+        terms.append(_masked_mean(_pointwise(err, c.loss, c.loss_cap), valid))
     total = torch.stack(terms).mean()
     return LossOutput(total, {"derivative": total})
 
@@ -88,7 +101,7 @@ def _central_loss(model: Physics, x: Tensor, first: Tensor) -> LossOutput:
     target = ((x[:, 2:] - x[:, :-2]) / (2 * c.dt)).reshape(-1, d)
     valid = ~(first[:, 1:-1] | first[:, 2:]).reshape(-1)  # x[t-1], x[t], x[t+1] in one episode
     err = field - target
-    total = _masked_mean(err.abs() if c.loss == "l1" else err.pow(2), valid)
+    total = _masked_mean(_pointwise(err, c.loss, c.loss_cap), valid)
     return LossOutput(total, {"derivative": total})
 
 
