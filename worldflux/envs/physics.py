@@ -12,7 +12,10 @@ Systems (``system=``), states in canonical or Lagrangian coordinates, observed e
 
 The non-closed-form systems are integrated with RK4 on ``substeps`` sub-steps per ``dt`` (1e-3 s
 by default; errors far below float32 resolution over an episode). Initial states follow the
-references: a random direction in ``(q, p)`` scaled to a radius drawn from ``radius``.
+references: a random direction in ``(q, p)`` scaled to a radius drawn from ``radius``; the double
+pendulum's angles and speeds are uniform in ``angle_range`` and ``speed_range`` (defaults: angles
+within +-pi/2, speeds within +-0.5; the LNN reference's training states are angles in
+``[0, 2 pi)`` and speeds in ``[-10, 10]``, its ``get_derivative_dataset``).
 Autonomous systems take a one-dimensional action that has no effect and give reward 0; the
 torque pendulum's reward is the swing-up cost ``-(wrap(q - pi)^2 + 0.1 p^2 + 0.001 tau^2)``.
 ``gym_pendulum`` is gymnasium's ``Pendulum-v1`` (extra ``worldflux[gym]``) observed in canonical
@@ -92,6 +95,8 @@ class PhysicsEnv(Env):
         noise_std: Gaussian noise on observed states (the dynamics stay exact).
         init: ``"random"`` or ``"bottom"`` (torque pendulum: start hanging, nearly at rest).
         gravity, max_torque: torque pendulum constants.
+        angle_range, speed_range: double pendulum: ``[low, high]`` of the uniform initial angles
+            and angular speeds (both coordinates).
         seed: seed of the initial states and noise.
     """
 
@@ -107,6 +112,8 @@ class PhysicsEnv(Env):
         init: str = "random",
         gravity: float = 10.0,
         max_torque: float = 4.0,
+        angle_range: tuple[float, float] | list[float] = (-np.pi / 2, np.pi / 2),
+        speed_range: tuple[float, float] | list[float] = (-0.5, 0.5),
         seed: int | None = None,
     ) -> None:
         if system not in SYSTEMS:
@@ -120,11 +127,15 @@ class PhysicsEnv(Env):
                 "need substeps >= 1, max_steps >= 1, noise_std >= 0 and radius [low, high]; got "
                 f"substeps={substeps}, max_steps={max_steps}, noise_std={noise_std}, radius={radius}"
             )
+        for name, rng in (("angle_range", angle_range), ("speed_range", speed_range)):
+            if len(rng) != 2 or not (np.isfinite(rng).all() and rng[0] <= rng[1]):
+                raise ConfigError(f"{name} must be finite [low, high] with low <= high, got {rng}")
         if init not in ("random", "bottom"):
             raise ConfigError(f"init must be 'random' or 'bottom', got {init!r}")
         self.system, self.obs_kind, self.dt, self.substeps = system, obs, float(dt), int(substeps)
         self.max_steps, self.radius, self.noise_std = int(max_steps), tuple(radius), noise_std
         self.init, self.gravity, self.max_torque = init, float(gravity), float(max_torque)
+        self.angle_range, self.speed_range = tuple(angle_range), tuple(speed_range)
         self._gym = self._make_gym() if system == "gym_pendulum" else None
         dim = 4 if system == "double_pendulum" else 2
         space = ObsSpace("image", (2, 28, 28)) if obs == "pixels" else ObsSpace("vector", (dim,))
@@ -181,8 +192,8 @@ class PhysicsEnv(Env):
 
     def _initial(self) -> np.ndarray:
         if self.system == "double_pendulum":
-            angles = self._rng.uniform(-np.pi / 2, np.pi / 2, 2)
-            return np.concatenate([angles, self._rng.uniform(-0.5, 0.5, 2)])
+            angles = self._rng.uniform(*self.angle_range, 2)
+            return np.concatenate([angles, self._rng.uniform(*self.speed_range, 2)])
         if self.system == "gym_pendulum":  # Pendulum-v1's reset: theta in [-pi, pi], speed [-1, 1]
             upright = self.init == "bottom"
             theta = (

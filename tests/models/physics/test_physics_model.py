@@ -124,6 +124,40 @@ def test_derivative_loss_is_the_finite_difference_regression() -> None:
     assert torch.allclose(out.total, per_pair[mask].mean(), atol=1e-6)
 
 
+def test_central_target_is_the_second_order_difference() -> None:
+    model = _hnn(dt=0.1, fd_target="central")
+    x, a = torch.randn(2, 5, 2), torch.zeros(2, 5, 1)
+    out = model.loss(_batch(x, a))
+    target = (x[:, 2:] - x[:, :-2]) / 0.2
+    pred = model.time_derivative(x[:, 1:-1].reshape(-1, 2)).view(2, 3, 2)
+    per_point = (pred - target).pow(2).mean(-1)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    mask[0, 1:] = False  # x[0, 3] starts an episode: centres 2 and 3 straddle it
+    assert torch.allclose(out.total, per_point[mask].mean(), atol=1e-6)
+    # on an exact trajectory of the spring the central target is O(dt^2), the forward O(dt)
+    c, s = math.cos(0.2), math.sin(0.2)
+    traj = [torch.tensor([1.0, 0.0])]
+    for _ in range(2):
+        q, p = traj[-1]
+        traj.append(torch.stack([c * q + s * p, c * p - s * q]))
+    exact = torch.tensor([2 * traj[1][1], -2 * traj[1][0]])  # (dH/dp, -dH/dq), H = q^2 + p^2
+    central, forward = (traj[2] - traj[0]) / 0.2, (traj[2] - traj[1]) / 0.1
+    assert (central - exact).norm() < 0.1 * (forward - exact).norm()
+    # loss_cap truncates each element's error: above it the value stays, the gradient goes
+    capped = _hnn(dt=0.1, fd_target="central", loss_cap=0.5)
+    xg = x.clone().requires_grad_(True)
+    err = capped.time_derivative(xg[:, 1:-1].reshape(-1, 2)).view(2, 3, 2) - target.detach()
+    out = capped.loss(_batch(xg, a))
+    want = err.pow(2).clamp(max=0.25).mean(-1)
+    assert torch.allclose(out.total, want[mask].mean(), atol=1e-6)
+    out.total.backward()
+    assert xg.grad is not None and (err.abs() > 0.5).any() and (err.abs() < 0.5).any()
+    for bad in ({"kind": "controlled"}, {"rollout_steps": 2}):
+        with pytest.raises(ConfigError, match="fd_target 'central'"):
+            get_config("physics:controlled" if bad.get("kind") else "physics:base",
+                       fd_target="central", rollout_steps=bad.get("rollout_steps", 1))  # fmt: skip
+
+
 def test_lnn_loss_is_l1_and_reaches_the_lagrangian() -> None:
     torch.manual_seed(0)
     model = create_world_model("physics:lnn", hidden_dim=8)
@@ -287,3 +321,24 @@ def test_gym_pendulum_is_pendulum_v1_in_canonical_coordinates() -> None:
         assert np.allclose(obs["obs"], ref.state, atol=1e-6) and reward == pytest.approx(ref_reward)
     with pytest.raises(ConfigError, match="Pendulum-v1"):
         PhysicsEnv("gym_pendulum", dt=0.1)
+
+
+def test_double_pendulum_start_ranges_and_the_wrapped_lnn_baseline() -> None:
+    # the LNN reference's training states: angles in [0, 2 pi), speeds in [-10, 10]
+    env = PhysicsEnv("double_pendulum", dt=0.01, angle_range=[0, 2 * math.pi],
+                     speed_range=[-10, 10], seed=0)  # fmt: skip
+    starts = np.stack([env.reset()["obs"] for _ in range(200)])
+    assert starts[:, :2].min() >= 0 and starts[:, :2].max() < 2 * math.pi
+    assert starts[:, :2].max() > 6 and np.abs(starts[:, 2:]).max() > 9.5
+    narrow = np.stack([PhysicsEnv("double_pendulum", seed=s).reset()["obs"] for s in range(50)])
+    assert np.abs(narrow[:, :2]).max() <= math.pi / 2 and np.abs(narrow[:, 2:]).max() <= 0.5
+    for bad in ([1.0], [2.0, 1.0], [0.0, float("inf")]):
+        with pytest.raises(ConfigError, match="speed_range"):
+            PhysicsEnv("double_pendulum", speed_range=bad)
+    # the LNN's baseline MLP sees wrapped angles too (the reference's baseline_eom)
+    torch.manual_seed(0)
+    x, turn = torch.randn(5, 4), torch.tensor([2 * math.pi, -4 * math.pi, 0.0, 0.0])
+    for baseline in (False, True):
+        model = create_world_model("physics:lnn", hidden_dim=8, baseline=baseline, dt=0.01)
+        field = model.time_derivative(x)
+        assert torch.allclose(model.time_derivative(x + turn), field, atol=1e-4)

@@ -38,7 +38,8 @@ class PhysicsConfig(WorldModelConfig):
         latent_dim, ae_hidden_dim, ae_nonlinearity: PixelHNN autoencoder.
         recon_coef, cc_coef, hnn_coef: PixelHNN loss weights (reconstruction, canonical
             coordinates, HNN).
-        angle_wrap: LNN: the Lagrangian sees angles wrapped to ``[-pi, pi)`` (as the reference).
+        angle_wrap: LNN: the Lagrangian (and the LNN's baseline MLP, as the reference's
+            ``baseline_eom``) sees angles wrapped to ``[-pi, pi)`` (as the reference).
         init: ``orthogonal`` (hamiltonian-nn's init, every kind) or ``lnn`` (the LNN's Lagrangian
             network initialised as lagrangian_nns ``lnn.custom_init``; the baseline MLP keeps
             ``orthogonal``). Without it the LNN does not learn (docs/learning.md, physics).
@@ -52,7 +53,16 @@ class PhysicsConfig(WorldModelConfig):
         loss_integrator: integrator of the training loss; ``euler`` over one step makes the loss
             the reference's derivative regression on finite differences.
         rollout_steps: states predicted from each start in the loss (multi-step training).
+        fd_target: ``forward`` (the loss integrates ``rollout_steps`` steps with
+            ``loss_integrator``; one ``euler`` step regresses the field on the forward difference
+            ``(x[t+1] - x[t]) / dt``, biased by ``dt/2`` times the field's time derivative) or
+            ``central`` (ours: the field at ``x[t]`` regressed on ``(x[t+1] - x[t-1]) / (2 dt)``,
+            second order, closer to the exact derivatives the references regress; one step,
+            no forces: ``hnn`` and ``lnn`` only).
         loss: ``l2`` (HNN) or ``l1`` (LNN) on the time derivatives.
+        loss_cap: truncate each element's derivative error at this (``null``: no cap, as the
+            references); larger errors give no gradient. Ours, for the LNN, whose near-singular
+            learned mass matrix at a rare state otherwise throws training into a stall.
         lr, weight_decay: Adam.
         grad_clip_norm: clip the gradient's global norm to this (``null``: no clipping, as the
             references). The LNN preset clips: a near-singular learned ``d2L/dqd2`` at one state
@@ -78,6 +88,7 @@ class PhysicsConfig(WorldModelConfig):
         "rollout_steps": POSITIVE_INT,
         "lr": POSITIVE,
         "weight_decay": NON_NEGATIVE,
+        "loss_cap": POSITIVE,
         "batch_size": POSITIVE_INT,
         "batch_length": Range(2),
         "train_ratio": POSITIVE,
@@ -127,7 +138,9 @@ class PhysicsConfig(WorldModelConfig):
     integrator: str = "rk4"
     loss_integrator: str = "euler"
     rollout_steps: int = 1
+    fd_target: str = "forward"
     loss: str = "l2"
+    loss_cap: float | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     grad_clip_norm: float | None = None
@@ -158,6 +171,7 @@ class PhysicsConfig(WorldModelConfig):
             ("ae_nonlinearity", self.ae_nonlinearity, NONLINEARITIES),
             ("loss", self.loss, ("l1", "l2")),
             ("init", self.init, ("orthogonal", "lnn")),
+            ("fd_target", self.fd_target, ("forward", "central")),
         ):
             if value not in choices:
                 raise ConfigError(f"config field {name!r} must be one of {choices}, got {value!r}")
@@ -177,6 +191,13 @@ class PhysicsConfig(WorldModelConfig):
             raise ConfigError(
                 "angle_embed applies to kind 'hnn' or 'controlled' (use angle_wrap for 'lnn'), "
                 f"got kind={self.kind!r}"
+            )
+        if self.fd_target == "central" and (
+            self.kind not in ("hnn", "lnn") or self.rollout_steps != 1
+        ):
+            raise ConfigError(
+                "fd_target 'central' needs kind 'hnn' or 'lnn' (no forces) and rollout_steps 1, "
+                f"got kind={self.kind!r}, rollout_steps={self.rollout_steps}"
             )
         if self.init == "lnn" and self.kind != "lnn":
             raise ConfigError(f"init 'lnn' applies to kind 'lnn' only, got kind={self.kind!r}")

@@ -6,7 +6,8 @@ the finite time derivative of consecutive states: the model integrates ``rollout
 ``dt`` with ``loss_integrator`` and the error is ``(x_hat[t+k] - x[t+k]) / dt``. With one ``euler``
 step this is exactly ``f(x[t]) - (x[t+1] - x[t]) / dt``, the reference's derivative regression;
 more steps train by differentiating through the integrator (Symplectic ODE-Net). Pairs that
-straddle an episode start are masked out.
+straddle an episode start are masked out. ``fd_target: central`` (ours, unforced kinds) regresses
+the field at ``x[t]`` on ``(x[t+1] - x[t-1]) / (2 dt)`` instead, second order in ``dt``.
 
 PixelHNN (hamiltonian-nn ``experiment-pixels/train.py``): reconstruction + canonical-coordinate
 loss (the latent momentum equals the latent position's change per frame) + 0.1 x the HNN loss on
@@ -38,6 +39,19 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (per_row * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def _pointwise(err: Tensor, loss: str, cap: float | None) -> Tensor:
+    """``|err|`` (l1) or ``err^2`` (l2), truncated at ``cap`` (l2: ``cap^2``) if one is set.
+
+    A truncated element keeps its value but gives no gradient: a state where the learned LNN mass
+    matrix is near-singular predicts accelerations thousands of times the data's, and its
+    gradient would otherwise swamp the batch (docs/learning.md, physics).
+    """
+    value = err.abs() if loss == "l1" else err.pow(2)
+    if cap is None:
+        return value
+    return value.clamp(max=cap if loss == "l1" else cap * cap)
+
+
 def _flags(batch: Mapping[str, Any], b: int, t: int, device: torch.device) -> Tensor:
     first = batch.get("first")
     if first is None:
@@ -60,6 +74,8 @@ def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
         raise ShapeError(f"the loss needs T >= rollout_steps + 1 = {k_steps + 1} steps, got T={t}")
     action = model._check_action(batch["action"], (b, t))
     first = _flags(batch, b, t, x.device)
+    if c.fd_target == "central":
+        return _central_loss(model, x, first)
     n = t - k_steps  # start positions per sequence
     xhat = x[:, :n].reshape(-1, d)
     valid = torch.ones(b * n, dtype=torch.bool, device=x.device)
@@ -70,8 +86,22 @@ def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
                                c.loss_integrator)  # fmt: skip
         valid = valid & ~first[:, k : n + k].reshape(-1)
         err = (xhat - x[:, k : n + k].reshape(-1, d)) / c.dt
-        terms.append(_masked_mean(err.abs() if c.loss == "l1" else err.pow(2), valid))
+        terms.append(_masked_mean(_pointwise(err, c.loss, c.loss_cap), valid))
     total = torch.stack(terms).mean()
+    return LossOutput(total, {"derivative": total})
+
+
+def _central_loss(model: Physics, x: Tensor, first: Tensor) -> LossOutput:
+    """The field at ``x[t]`` against the central difference ``(x[t+1] - x[t-1]) / (2 dt)``."""
+    c = model.config
+    b, t, d = x.shape
+    if t < 3:
+        raise ShapeError(f"fd_target 'central' needs T >= 3 steps, got T={t}")
+    field = model.time_derivative(x[:, 1:-1].reshape(-1, d))
+    target = ((x[:, 2:] - x[:, :-2]) / (2 * c.dt)).reshape(-1, d)
+    valid = ~(first[:, 1:-1] | first[:, 2:]).reshape(-1)  # x[t-1], x[t], x[t+1] in one episode
+    err = field - target
+    total = _masked_mean(_pointwise(err, c.loss, c.loss_cap), valid)
     return LossOutput(total, {"derivative": total})
 
 

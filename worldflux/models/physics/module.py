@@ -125,6 +125,9 @@ class Physics(WorldModel):
         c = self.config
         if c.baseline:
             inp = embed_angles(x, x.shape[-1] // 2) if c.angle_embed else x
+            if c.kind == "lnn" and c.angle_wrap:  # the reference's baseline_eom wraps q too
+                q_dim = x.shape[-1] // 2
+                inp = torch.cat([dynamics.wrap_angles(x[:, :q_dim]), x[:, q_dim:]], -1)
             if c.kind == "controlled":
                 inp = torch.cat([inp, self._force(action, x)], -1)
             return self.field_net(inp)
