@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[3]
 #: and the reward/termination model alone (the reference's first epoch also trains the world model
 #: before the actor-critic), then 900 updates of all three phases, the actor-critic imagining
 #: 8-step rollouts from 64 initial conditions at lr 1e-3 with the reference's LSTM width of 512
-#: (diffusion:ci's own 16 units do not learn Catch even on the true dynamics, docs/learning.md).
+#: (diffusion:ci's own 16 units do not learn Catch even on the true dynamics, docs/learning.md)
+#: and entropy weight 0.01 (the reference's 0.001 lets the policy collapse onto one action at
+#: lr 1e-3, ten times the reference's; docs/learning.md).
 COMMAND = [
     "model=diffusion/ci",
     "env=catch",
@@ -36,6 +38,7 @@ COMMAND = [
     "model.phases.actor_critic.optimizer.lr=1e-3",
     "model.actor_critic.lstm_dim=512",
     "model.horizon=8",
+    "model.weight_entropy_loss=0.01",
     "device=cpu",
     "threads=1",
     "logger=csv",
