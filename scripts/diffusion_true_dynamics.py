@@ -14,6 +14,10 @@ reads the ball's row and column and the paddle's column from the frame (one-hot,
 ``oracle-lstm`` an ``LSTMCell`` of ``--width`` units with DIAMOND's initialisation (the model's
 recurrent core without its CNN). The loss, returns and optimiser stay the model's.
 
+``--world-model CKPT`` is the control: the same loop, but each imagined step is taken by the
+denoiser and the reward/termination model of a trained checkpoint (``last.ckpt`` of a
+``worldflux.train`` run), as in training, with a freshly initialised actor-critic.
+
 Usage::
 
     python scripts/diffusion_true_dynamics.py --updates 2400 --batch 64 --horizon 8 \
@@ -166,6 +170,7 @@ def main() -> None:
     p.add_argument("--actor", choices=["model", "oracle-mlp", "oracle-lstm"], default="model")
     p.add_argument("--width", type=int, default=64, help="oracle actors' hidden width")
     p.add_argument("--lstm-dim", type=int, default=None, help="the model actor-critic's LSTM width")
+    p.add_argument("--world-model", default=None, help="imagine with this checkpoint's world model")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -180,8 +185,13 @@ def main() -> None:
     )
     if args.actor != "model":
         model.actor_critic = OracleActorCritic(args.width, lstm=args.actor == "oracle-lstm")
+    if args.world_model:
+        trained = create_world_model(args.world_model)
+        model.denoiser.load_state_dict(trained.denoiser.state_dict())
+        model.rew_end_model.load_state_dict(trained.rew_end_model.state_dict())
+    else:
+        model._burn_in_rew_end = lambda state: None  # no reward model: the true rewards
     opts = model.configure_optimizers()
-    model._burn_in_rew_end = lambda state: None  # no reward model: the true rewards
     collectors = [Collector(i, rng) for i in range(args.batch)]
     for c in collectors:
         c.advance(int(rng.integers(CONTEXT, 28)))
@@ -189,7 +199,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     start, ent, imag = time.time(), [], []
     for u in range(1, args.updates + 1):
-        model._env_step = TrueCatch([copy.deepcopy(c.env) for c in collectors]).step
+        if not args.world_model:
+            model._env_step = TrueCatch([copy.deepcopy(c.env) for c in collectors]).step
         metrics, _ = model.run_update({"actor_critic": context_batch(collectors)}, opts, log=False)
         ent.append(-float(metrics["loss/entropy"]) / args.entropy)
         imag.append(float(metrics["actor_critic/imagined_return"]))
