@@ -74,8 +74,10 @@ def test_dit_ci_learns_reach_image(tmp_path: Path) -> None:
     model = create_world_model(str(tmp_path / "export")).eval()
     frames, actions = random_episodes(_env(), 32, 12, seed=10_000)
     m = open_loop(model, frames, actions, horizon=8, num_steps=250)  # NWM's 250 DDPM steps
+    print("open loop:", m)
     assert m["psnr_model"] > m["psnr_copy"] and m["ssim_model"] > m["ssim_copy"], m
 
     cem = goal_reaching(model, _env, 20, seed=10_000, planner=True)
     rnd = goal_reaching(model, _env, 20, seed=10_000, planner=False)
+    print("goal reaching: CEM", cem, "random", rnd)
     assert cem["success"] > rnd["success"], (cem, rnd)
