@@ -1,4 +1,4 @@
-"""DiT learns (slow; ~30 min on a busy 2-core CPU: 24 training, ~5 evaluating): docs/learning.md.
+"""DiT learns (slow; 17-30 min on a busy 2-core CPU, ~5 of them evaluating): docs/learning.md.
 
 ``python -m worldflux.train model=dit/ci env=reach_blob`` (Reach with the point drawn as a
 Gaussian blob at its exact position) with random-action data, 9,974 updates: the diffusion loss
