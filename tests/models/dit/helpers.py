@@ -14,6 +14,7 @@ CI = dict(
     latent="pixels",
     patch_size=4,
     hidden_size=64,
+    pos_embed_init="sincos",
     depth=2,
     num_heads=2,
     sample_steps=4,

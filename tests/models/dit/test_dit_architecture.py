@@ -100,6 +100,23 @@ def test_adaln_zero_start_predicts_zero_and_context_matters_after_training_weigh
     assert not torch.allclose(out, net(x, t, a, ctx, rel + 1))
 
 
+def test_pos_embed_starts() -> None:
+    # NWM's N(0, 0.02) by default; "sincos" adds the 2-D sin-cos grid to every frame's tokens
+    torch.manual_seed(0)
+    normal = CDiT(16, 4, 4, 3, 2, hidden_size=32, depth=1, num_heads=2).pos_embed.detach()
+    torch.manual_seed(0)
+    net = CDiT(16, 4, 4, 3, 2, hidden_size=32, depth=1, num_heads=2, pos_embed_init="sincos")
+    grid = net.pos_embed.detach() - normal  # (K + 1, 16 tokens, 32)
+    assert 0.015 < normal.std() < 0.025 and grid.abs().max() <= 1.0 + 1e-6
+    assert torch.allclose(grid, grid[:1].expand_as(grid))  # the same grid in every frame
+    row, col = grid[0].view(4, 4, 32)[..., 0], grid[0].view(4, 4, 32)[..., 16]  # lowest sines
+    torch.testing.assert_close(row, torch.arange(4.0).sin()[:, None].expand(4, 4))
+    torch.testing.assert_close(col, torch.arange(4.0).sin()[None, :].expand(4, 4))
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in CDiT(16, 4, 4, 3, 2, hidden_size=32, depth=1, num_heads=2).parameters()
+    )
+
+
 def test_sd_vae_architecture_has_the_reference_size() -> None:
     pytest.importorskip("diffusers")
     from worldflux.models.dit.weights import build_sd_vae

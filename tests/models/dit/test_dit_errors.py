@@ -60,6 +60,8 @@ def test_other_config_mistakes() -> None:
         tiny_config(obs_shape=[3, 16, 8])
     with pytest.raises(ConfigError, match="ema_decay"):
         tiny_config(ema_decay=1.0)
+    with pytest.raises(ConfigError, match="pos_embed_init must be one of"):
+        tiny_config(pos_embed_init="rope")
 
 
 def test_bad_observations_and_actions(model) -> None:  # noqa: ANN001

@@ -24,6 +24,8 @@ from worldflux.errors import ConfigError
 
 LATENTS = ("sd_vae", "pixels")
 SAMPLERS = ("ddpm", "ddim")
+#: Starts of the CDiT's learned positional embedding (NWM's normal; DiT's 2-D sin-cos).
+POS_EMBED_INITS = ("normal", "sincos")
 #: The SD-v1 VAE downsamples by 8 into 4 channels.
 VAE_FACTOR, VAE_CHANNELS = 8, 4
 
@@ -42,6 +44,9 @@ class DiTConfig(WorldModelConfig):
         weights: optional local path of an NWM checkpoint (``{"model", "ema", ...}``) to load.
         context_size: past frames the next frame is predicted from (``K``).
         patch_size, hidden_size, depth, num_heads, mlp_ratio: the CDiT transformer.
+        pos_embed_init: start of the learned positional embedding: ``"normal"`` (N(0, 0.02),
+            NWM's) or ``"sincos"`` (DiT's 2-D sin-cos grid positions plus N(0, 0.02); ``dit:ci``,
+            whose uniform black background gives the context tokens no other position cue).
         diffusion_steps: steps of the training process (1000, linear betas).
         sample_steps: steps of the sampler (250 in NWM; fewer for speed).
         sampler: ``"ddpm"`` (ancestral, as NWM) or ``"ddim"`` (deterministic, ``eta = 0``).
@@ -105,6 +110,7 @@ class DiTConfig(WorldModelConfig):
     depth: int = 12
     num_heads: int = 12
     mlp_ratio: float = 4.0
+    pos_embed_init: str = "normal"
 
     diffusion_steps: int = 1000
     sample_steps: int = 250
@@ -132,6 +138,10 @@ class DiTConfig(WorldModelConfig):
         super().__post_init__()
         if self.latent not in LATENTS:
             raise ConfigError(f"latent must be one of {LATENTS}, got {self.latent!r}")
+        if self.pos_embed_init not in POS_EMBED_INITS:
+            raise ConfigError(
+                f"pos_embed_init must be one of {POS_EMBED_INITS}, got {self.pos_embed_init!r}"
+            )
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.plan_metric not in ("l1", "l2", "cosine"):

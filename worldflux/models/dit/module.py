@@ -57,6 +57,7 @@ class DiT(DiTPlanning, WorldModel):
             depth=c.depth,
             num_heads=c.num_heads,
             mlp_ratio=c.mlp_ratio,
+            pos_embed_init=c.pos_embed_init,
         )
         self.ema = EMA(self.denoiser, rate=1.0 - c.ema_decay)
         self.diffusion = GaussianDiffusion(c.diffusion_steps)

@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldflux.errors import ConfigError, ShapeError
+from worldflux.models.dit.config import POS_EMBED_INITS
 from worldflux.nn.transformer import Attention, modulate
+from worldflux.nn.vit import sincos_positions
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -208,6 +210,9 @@ class CDiT(nn.Module):
         action_dim: action size ``A`` (3 in NWM: dx, dy, dyaw).
         hidden_size, depth, num_heads, mlp_ratio: transformer width, blocks, heads, MLP ratio.
         learn_sigma: also output the variance interpolation (``2 C`` output channels).
+        pos_embed_init: start of the learned positional embedding: ``"normal"`` (N(0, 0.02),
+            NWM's) or ``"sincos"`` (DiT's 2-D sin-cos positions over the patch grid in every
+            frame, plus NWM's N(0, 0.02), which tells the frames apart).
     """
 
     def __init__(
@@ -222,8 +227,14 @@ class CDiT(nn.Module):
         num_heads: int,
         mlp_ratio: float = 4.0,
         learn_sigma: bool = True,
+        pos_embed_init: str = "normal",
     ) -> None:
         super().__init__()
+        if pos_embed_init not in POS_EMBED_INITS:
+            raise ConfigError(
+                f"pos_embed_init must be one of {POS_EMBED_INITS}, got {pos_embed_init!r}"
+            )
+        self.pos_embed_init = pos_embed_init
         self.context_size, self.in_channels, self.input_size = context_size, in_channels, input_size
         self.out_channels = 2 * in_channels if learn_sigma else in_channels
         self.patch_size = patch_size
@@ -246,6 +257,10 @@ class CDiT(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.pos_embed, std=0.02)
+        if self.pos_embed_init == "sincos":
+            with torch.no_grad():
+                grid = self.x_embedder.grid
+                self.pos_embed.add_(sincos_positions((grid, grid), self.pos_embed.shape[-1]))
         w = self.x_embedder.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(self.x_embedder.proj.bias)
