@@ -18,6 +18,12 @@ recurrent core without its CNN). The loss, returns and optimiser stay the model'
 denoiser and the reward/termination model of a trained checkpoint (``last.ckpt`` of a
 ``worldflux.train`` run), as in training, with a freshly initialised actor-critic.
 
+``--world-model CKPT --reward-bias`` trains nothing: from ``--batch`` real contexts it holds
+each action for ``--horizon`` steps in the checkpoint's world model (rewards and ends sampled as
+in training) and in copies of the real environments, and prints the imagined and the true
+rewards per rollout side by side. A world model whose imagined rewards depend on the action
+where the true ones do not invites the actor-critic to exploit it (docs/learning.md).
+
 Usage::
 
     python scripts/diffusion_true_dynamics.py --updates 2400 --batch 64 --horizon 8 \
@@ -156,6 +162,32 @@ def evaluate(model: Any, episodes: int, seed: int = 777) -> float:
     return float(np.mean(returns))
 
 
+@torch.no_grad()
+def reward_bias(model: Any, collectors: list[Collector], horizon: int) -> None:
+    """Print imagined against true reward rates per constant action (``--reward-bias``)."""
+    batch = context_batch(collectors)
+    print("| action | imagined return | imagined -1 / +1 per step | true return | true -1 / +1 |")
+    print("|---|---|---|---|---|")
+    for a in range(3):
+        act = torch.full((len(collectors),), a)
+        state = model.context_state(batch)
+        true_state, rew_hc = copy.deepcopy(state), model._burn_in_rew_end(state)
+        true = TrueCatch([copy.deepcopy(c.env) for c in collectors])
+        settings, alive, rews, true_rews = model.sampler_settings(), None, [], []
+        for _ in range(horizon):
+            state, _, rew, end, rew_hc = model._env_step(state, act, rew_hc, settings)
+            true_state, _, true_rew, true_end, _ = true.step(true_state, act, None)
+            alive = torch.ones_like(true_end, dtype=torch.bool) if alive is None else alive
+            rews.append(rew * alive), true_rews.append(true_rew * alive)
+            alive = alive & (true_end == 0)  # both stop where the real episode ends
+        r, t = torch.stack(rews), torch.stack(true_rews).float()
+        print(
+            f"| {a} | {r.sum(0).mean():+.2f} | {(r < 0).float().mean():.3f} / "
+            f"{(r > 0).float().mean():.3f} | {t.sum(0).mean():+.2f} | "
+            f"{(t < 0).float().mean():.3f} / {(t > 0).float().mean():.3f} |"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="diffusion:ci")
@@ -171,7 +203,12 @@ def main() -> None:
     p.add_argument("--width", type=int, default=64, help="oracle actors' hidden width")
     p.add_argument("--lstm-dim", type=int, default=None, help="the model actor-critic's LSTM width")
     p.add_argument("--world-model", default=None, help="imagine with this checkpoint's world model")
+    p.add_argument(
+        "--reward-bias", action="store_true", help="with --world-model: rewards per action"
+    )
     args = p.parse_args()
+    if args.reward_bias and not args.world_model:
+        p.error("--reward-bias needs --world-model CKPT")
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(0)
@@ -187,14 +224,18 @@ def main() -> None:
         model.actor_critic = OracleActorCritic(args.width, lstm=args.actor == "oracle-lstm")
     if args.world_model:
         trained = create_world_model(args.world_model)
-        model.denoiser.load_state_dict(trained.denoiser.state_dict())
-        model.rew_end_model.load_state_dict(trained.rew_end_model.state_dict())
+        # the checkpoint's own modules, so that its widths may differ from the preset's
+        model.denoiser, model.rew_end_model = trained.denoiser, trained.rew_end_model
     else:
         model._burn_in_rew_end = lambda state: None  # no reward model: the true rewards
     opts = model.configure_optimizers()
     collectors = [Collector(i, rng) for i in range(args.batch)]
     for c in collectors:
         c.advance(int(rng.integers(CONTEXT, 28)))
+    if args.reward_bias:
+        model.eval()
+        reward_bias(model, collectors, args.horizon)
+        return
     print("| updates | wall s | entropy (max 1.10) | imagined return | real return |")
     print("|---|---|---|---|---|")
     start, ent, imag = time.time(), [], []

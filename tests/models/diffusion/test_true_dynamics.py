@@ -81,3 +81,20 @@ def test_oracle_features_read_ball_and_paddle_from_the_frame() -> None:
     z = torch.zeros(1, 8)
     logits, value, (h, c) = actor(x, (z, z))
     assert logits.shape == (1, 3) and value.shape == (1,) and h.shape == (1, 8)
+
+
+def test_reward_bias_prints_one_row_per_action(capsys) -> None:
+    from worldflux import create_world_model
+
+    script = load_script()
+    torch.manual_seed(0)
+    model = create_world_model("diffusion:ci", action_dim=3).eval()
+    collectors = [script.Collector(i, np.random.default_rng(i)) for i in range(2)]
+    for c in collectors:
+        c.advance(6)
+    script.reward_bias(model, collectors, horizon=1)
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert [r.split("|")[1].strip() for r in rows] == ["0", "1", "2"]
+    for r in rows:  # true rewards per step lie in [-1, 1]; at most one per step is counted
+        cells = [c.strip() for c in r.split("|")[1:-1]]
+        assert abs(float(cells[3])) <= 1 and all(0 <= float(x) <= 1 for x in cells[4].split("/"))
