@@ -13,6 +13,8 @@ random policy (as the replay buffer's); the policy is evaluated on held-out epis
 With ``--imagine CHECKPOINT`` the same loop instead continues the actor-critic of a trained
 ``token`` checkpoint in that checkpoint's own (frozen) tokenizer and world model, i.e. the slow
 test's imagination: it tells whether more actor-critic updates would be enough there.
+``--fresh-actor`` re-initialises that actor-critic first. Each evaluation also prints how often
+the actor takes each action (left / stay / right) on the held-out episodes.
 
 Usage (the slow test's actor-critic settings are the defaults)::
 
