@@ -5,11 +5,14 @@ the ball and paddle columns from the *reconstructed* frame (the cell nearest eac
 :func:`worldflux.models.token.evaluate.object_accuracy`) and moves the paddle toward the ball:
 
 * in the real environment on held-out episodes (is what the actor sees enough to catch?), against
-  uniformly random actions and the checkpoint's actor (evaluation mode);
+  uniformly random actions, the checkpoint's actor (evaluation mode) and the three policies that
+  always take one action;
 * in the world model's imagination (``TokenEnv``, the actor-critic's training ground) from the
   frames of held-out episodes, ``--horizon`` steps: the mean imagined reward per step under the
-  scripted policy, random actions and the actor. If the scripted policy earns more imagined reward
-  than random actions, the imagined rewards carry the signal the actor-critic needs;
+  scripted policy, random actions, the actor and the constant policies. If the scripted policy
+  earns more imagined reward than random actions, the imagined rewards carry the signal the
+  actor-critic needs; if a constant policy earns more than random actions in imagination but
+  less in the real environment, the actor-critic can exploit the world model's error;
 * open loop under the recorded actions of held-out episodes, from the frames where a ball starts
   (every ``rows - 1`` steps): whether the imagined frames show the ball and paddle in the same
   columns as the real frames' reconstructions 1, 2, ... ``rows - 1`` steps later, and whether the
@@ -19,6 +22,7 @@ the ball and paddle columns from the *reconstructed* frame (the cell nearest eac
   paddle's given their true tokens (does the imagined paddle follow the action?).
 
     python scripts/probe_token_policy.py CHECKPOINT [--rows 4 --cols 4 --size 16] [--episodes 50]
+    python scripts/probe_token_policy.py CHECKPOINT --policies-only   # the first two parts only
 """
 
 from __future__ import annotations
@@ -34,6 +38,24 @@ from worldflux import create_world_model
 from worldflux.envs.embedded import _COLOURS
 from worldflux.models.token.evaluate import catch_episodes, catch_return
 from worldflux.models.token.imagination import TokenEnv
+
+#: Policies that always take one action (ids as :func:`scripted`'s).
+CONSTANT = {"left": 0, "stay": 1, "right": 2}
+
+
+def constant_return(action: int, episodes: int, geo: dict, seed: int = 10_000) -> float:
+    """Mean return of always taking ``action`` on the held-out episodes."""
+    from worldflux.envs.embedded import Catch
+
+    out = []
+    for i in range(episodes):
+        env, done, total = Catch(seed=seed + i, **geo), False, 0.0
+        env.reset()
+        while not done:
+            _, r, done, _ = env.step(np.eye(3, dtype=np.float32)[action])
+            total += r
+        out.append(total)
+    return float(np.mean(out))
 
 
 def columns(frames: torch.Tensor, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +113,8 @@ def imagined_reward(
             a = scripted(frame, geo["rows"], geo["cols"])
         elif policy == "random":
             a = torch.randint(3, (starts.shape[0],))
+        elif policy in CONSTANT:
+            a = torch.full((starts.shape[0],), CONSTANT[policy])
         else:
             logits, _, state = ac(frame, state)
             a = Categorical(logits=logits / 0.5).sample()
@@ -200,6 +224,11 @@ def main() -> None:
     p.add_argument("--size", type=int, default=16)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--horizon", type=int, default=8)
+    p.add_argument(
+        "--policies-only",
+        action="store_true",
+        help="only the returns and imagined rewards, also of the constant policies",
+    )
     a = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -209,11 +238,15 @@ def main() -> None:
     print("  scripted on reconstructions", real_return(model, a.episodes, geo))
     print("  actor (eval mode)           ", catch_return(model, a.episodes, **geo))
     print("  random                      ", catch_return(None, a.episodes, **geo))
+    for name, action in CONSTANT.items():
+        print(f"  always {name:22s}", round(constant_return(action, a.episodes, geo), 2))
     obs = catch_episodes(a.episodes, **geo)["obs"]
     starts = obs[:, :: max(1, obs.shape[1] // 4)].flatten(0, 1)
     print(f"imagination, {starts.shape[0]} start frames, {a.horizon} steps (reward per step):")
-    for policy in ("scripted", "random", "actor"):
+    for policy in ("scripted", "random", "actor", *CONSTANT):
         print(f"  {policy:9s}", round(imagined_reward(model, starts, policy, a.horizon, geo), 3))
+    if a.policies_only:
+        return
     print("teacher-forced next-token accuracy per grid row (the last is the paddle's):")
     row_accuracy(model, catch_episodes(a.episodes, **geo), a.rows)
     print("the paddle after one imagined step:")

@@ -13,6 +13,8 @@ random policy (as the replay buffer's); the policy is evaluated on held-out epis
 With ``--imagine CHECKPOINT`` the same loop instead continues the actor-critic of a trained
 ``token`` checkpoint in that checkpoint's own (frozen) tokenizer and world model, i.e. the slow
 test's imagination: it tells whether more actor-critic updates would be enough there.
+``--fresh-actor`` re-initialises that actor-critic first. Each evaluation also prints how often
+the actor takes each action (left / stay / right) on the held-out episodes.
 
 Usage (the slow test's actor-critic settings are the defaults)::
 
@@ -96,6 +98,25 @@ class TrueCatch:
         return torch.tensor(rew), torch.tensor(end)
 
 
+@torch.no_grad()
+def action_shares(model: object, episodes: int, seed: int = 10_000) -> np.ndarray:
+    """How often the model's actor (evaluation mode) takes each action on the held-out
+    episodes of :func:`catch_return` (the draws differ from that function's)."""
+    was_training = model.training  # type: ignore[attr-defined]
+    model.eval()  # type: ignore[attr-defined]
+    counts = np.zeros(3)
+    for i in range(episodes):
+        env = Catch(seed=seed + i, **GEO)
+        obs, state, done = frame(env.reset()), None, False
+        while not done:
+            act, state = model.act(torch.as_tensor(obs)[None], state, eval_mode=True)  # type: ignore[attr-defined]
+            counts[int(act[0].argmax())] += 1
+            o, _, done, _ = env.step(act[0].numpy())
+            obs = frame(o)
+    model.train(was_training)  # type: ignore[attr-defined]
+    return counts / counts.sum()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--updates", type=int, default=2000)
@@ -108,6 +129,11 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--imagine", help="a token checkpoint: train in its world model instead")
+    p.add_argument(
+        "--fresh-actor",
+        action="store_true",
+        help="with --imagine: re-initialise the checkpoint's actor-critic before training",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -123,6 +149,10 @@ def main() -> None:
     )
     if not args.imagine:
         model.tokenizer = PerfectTokenizer()
+    elif args.fresh_actor:
+        for module in model.actor_critic.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
     opts = model.configure_optimizers()
     length = args.burn_in + 1
     collectors = [Collector(i, length, rng) for i in range(args.batch)]
@@ -130,8 +160,11 @@ def main() -> None:
         c.advance(int(rng.integers(length, 24)))
     rand, rand_se = catch_return(None, args.episodes, **GEO)
     print(f"random policy, {args.episodes} held-out episodes: {rand:.2f} +- {rand_se:.2f}")
-    print("| updates | wall s | entropy (max 1.10) | imagined reward per step | return (SE) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| updates | wall s | entropy (max 1.10) | imagined reward per step | return (SE) "
+        "| eval actions left / stay / right |"
+    )
+    print("|---|---|---|---|---|---|")
     start, ent, imag = time.time(), [], []
     for u in range(1, args.updates + 1):
         sims = [copy.deepcopy(c.env) for c in collectors]
@@ -148,10 +181,11 @@ def main() -> None:
             c.advance(int(rng.integers(1, 4)))
         if u % args.eval_every == 0 or u == args.updates:
             ret, se = catch_return(model, args.episodes, **GEO)
+            shares = " / ".join(f"{v:.2f}" for v in action_shares(model, args.episodes))
             w = args.eval_every
             print(
                 f"| {u} | {time.time() - start:.0f} | {np.mean(ent[-w:]):.3f} | "
-                f"{np.mean(imag[-w:]):.3f} | {ret:.2f} ({se:.2f}) |",
+                f"{np.mean(imag[-w:]):.3f} | {ret:.2f} ({se:.2f}) | {shares} |",
                 flush=True,
             )
 
