@@ -253,6 +253,8 @@ class EpisodeRecorder:
             )
             if "goal" in step:  # goal-reaching environments: the episode's goal observation
                 row.update({f"goal/{k}": np.asarray(v[i]) for k, v in step["goal"].items()})
+            if "state_dot" in step:  # environments that record their exact time derivative
+                row["state_dot"] = np.asarray(step["state_dot"][i])
             buf.append(row)
             if step["last"][i]:
                 done.append({k: np.stack([r[k] for r in buf]) for k in buf[0]})

@@ -80,6 +80,8 @@ class Replay:
         out["terminal"] = ((), np.dtype(bool))
         if self.goals:
             out.update({f"goal/{k}": (tuple(v.shape), v.dtype) for k, v in self.spec.obs.items()})
+        if self.spec.extras.get("state_dot"):  # exact time derivative of each observed state
+            out["state_dot"] = ((int(self.spec.extras["state_dot"]),), np.dtype(np.float32))
         return out
 
     def _alloc(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -105,7 +107,8 @@ class Replay:
     # ------------------------------------------------------------------ writing
     def add(self, step: Mapping[str, Any]) -> None:
         """Append one step for every stream: ``obs {name: (S, ...)}``, ``action (S, A)``,
-        ``reward (S,)``, ``first (S,)``, ``terminal (S,)`` (what :class:`VectorEnv` returns)."""
+        ``reward (S,)``, ``first (S,)``, ``terminal (S,)`` and, with ``spec.extras["state_dot"]``,
+        ``state_dot (S, D)`` (what :class:`VectorEnv` returns)."""
         rows = self.pos.copy()
         streams = np.arange(self.num_streams)
         for key in self.data:
@@ -148,6 +151,7 @@ class Replay:
             "first": (B, T), "terminal": (B, T)}`` numpy arrays; single-modality
             observations are the array itself under ``"obs"``. With goals, ``"goal"``
             ``(B, ...)`` (or ``{name: (B, ...)}``) is the goal of each window's first step.
+            Environments that record ``spec.extras["state_dot"]`` add ``"state_dot" (B, T, D)``.
         """
         starts = np.maximum(self.count - length + 1, 0)
         if starts.sum() == 0:

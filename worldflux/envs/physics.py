@@ -21,6 +21,11 @@ torque pendulum's reward is the swing-up cost ``-(wrap(q - pi)^2 + 0.1 p^2 + 0.0
 ``gym_pendulum`` is gymnasium's ``Pendulum-v1`` (extra ``worldflux[gym]``) observed in canonical
 coordinates ``(theta, theta_dot)`` instead of ``(cos, sin, theta_dot)``: its own dynamics (semi-implicit
 Euler, dt 0.05, speed clipped at 8), its torque ``2 u`` and its reward; ``theta = 0`` is upright.
+``record_derivative`` (autonomous systems, vector observations) also records the exact time
+derivative ``dx/dt`` of every observed state (the true state, before observation noise), which the
+references regress (hamiltonian-nn's ``dynamics_fn``, lagrangian_nns' ``analytical_fn``): the
+spec's ``extras["state_dot"]`` is the state size, and :class:`~worldflux.envs.vector.VectorEnv`
+adds each step's ``state_derivative()`` as ``"state_dot"``, which the replay stores and samples.
 ``obs="pixels"`` renders the pendulums as two stacked 28 x 28 frames (previous, current), as the
 PixelHNN data; the first observation of an episode is the drawn initial state and the state one
 unforced ``dt`` later, so every pair carries the velocity.
@@ -36,6 +41,7 @@ from worldflux.envs.base import SINGLE, Env, EnvSpec, Obs, ObsSpace
 from worldflux.errors import ConfigError
 
 SYSTEMS = ("spring", "pendulum", "double_pendulum", "torque_pendulum", "gym_pendulum")
+AUTONOMOUS = ("spring", "pendulum", "double_pendulum")
 
 
 def spring_energy(x: np.ndarray) -> np.ndarray:
@@ -97,6 +103,8 @@ class PhysicsEnv(Env):
         gravity, max_torque: torque pendulum constants.
         angle_range, speed_range: double pendulum: ``[low, high]`` of the uniform initial angles
             and angular speeds (both coordinates).
+        record_derivative: record the exact ``dx/dt`` of each observed state (``state_dot``;
+            ``spring``, ``pendulum`` and ``double_pendulum`` with vector observations).
         seed: seed of the initial states and noise.
     """
 
@@ -114,6 +122,7 @@ class PhysicsEnv(Env):
         max_torque: float = 4.0,
         angle_range: tuple[float, float] | list[float] = (-np.pi / 2, np.pi / 2),
         speed_range: tuple[float, float] | list[float] = (-0.5, 0.5),
+        record_derivative: bool = False,
         seed: int | None = None,
     ) -> None:
         if system not in SYSTEMS:
@@ -132,6 +141,12 @@ class PhysicsEnv(Env):
                 raise ConfigError(f"{name} must be finite [low, high] with low <= high, got {rng}")
         if init not in ("random", "bottom"):
             raise ConfigError(f"init must be 'random' or 'bottom', got {init!r}")
+        if record_derivative and (system not in AUTONOMOUS or obs != "vector"):
+            raise ConfigError(
+                f"record_derivative needs an autonomous system {AUTONOMOUS} (a forced system's "
+                f"derivative depends on the next action) and vector observations, got "
+                f"system={system!r}, obs={obs!r}"
+            )
         self.system, self.obs_kind, self.dt, self.substeps = system, obs, float(dt), int(substeps)
         self.max_steps, self.radius, self.noise_std = int(max_steps), tuple(radius), noise_std
         self.init, self.gravity, self.max_torque = init, float(gravity), float(max_torque)
@@ -139,7 +154,8 @@ class PhysicsEnv(Env):
         self._gym = self._make_gym() if system == "gym_pendulum" else None
         dim = 4 if system == "double_pendulum" else 2
         space = ObsSpace("image", (2, 28, 28)) if obs == "pixels" else ObsSpace("vector", (dim,))
-        self.spec = EnvSpec({SINGLE: space}, "continuous", 1)
+        extras = {"state_dot": dim} if record_derivative else {}
+        self.spec = EnvSpec({SINGLE: space}, "continuous", 1, extras=extras)
         self._rng = np.random.default_rng(seed)
         self.state = np.zeros(dim)
         self._frame = np.zeros((28, 28), dtype=np.uint8)
@@ -189,6 +205,19 @@ class PhysicsEnv(Env):
         g = self.gravity
         return rk4(lambda y, u: np.array([y[1], -g * np.sin(y[0]) + u]), x, tau, self.dt,
                    self.substeps)  # fmt: skip
+
+    def state_derivative(self, x: np.ndarray | None = None) -> np.ndarray:
+        """The exact ``dx/dt`` (float32) of ``x`` (default: the current state); autonomous systems."""
+        x = self.state if x is None else np.asarray(x, dtype=np.float64)
+        if self.system == "spring":  # H = q^2 + p^2: (dH/dp, -dH/dq)
+            out = np.array([2 * x[1], -2 * x[0]])
+        elif self.system == "pendulum":
+            out = _pendulum_field(x, 0.0)
+        elif self.system == "double_pendulum":
+            out = _double_pendulum_field(x, 0.0)
+        else:
+            raise ConfigError(f"state_derivative needs an autonomous system, got {self.system!r}")
+        return out.astype(np.float32)
 
     def _initial(self) -> np.ndarray:
         if self.system == "double_pendulum":

@@ -70,7 +70,9 @@ class VectorEnv:
             ``{"obs": {name: (N, ...)}, "action": (N, A), "reward": (N,), "first": (N,),
             "terminal": (N,), "last": (N,)}``; ``last`` marks the final step of an episode
             (terminal or truncated). Goal-reaching environments (``spec.extras["goal"]``) add
-            ``"goal": {name: (N, ...)}``, each episode's goal observation.
+            ``"goal": {name: (N, ...)}``, each episode's goal observation; environments that
+            record their exact time derivative (``spec.extras["state_dot"]``, the embedded
+            physics systems) add ``"state_dot": (N, D)``, each observed state's ``dx/dt``.
         """
         n, a = self.num_envs, self.spec.action_dim
         if actions is None:
@@ -93,6 +95,9 @@ class VectorEnv:
         if self.spec.extras.get("goal"):  # goal-reaching envs: each episode's goal observation
             goals = [env.goal_observation() for env in self.envs]  # type: ignore[attr-defined]
             out["goal"] = {k: np.stack([g[k] for g in goals]) for k in self.spec.obs}
+        if self.spec.extras.get("state_dot"):  # exact dx/dt of each observed state
+            derivs = [env.state_derivative() for env in self.envs]  # type: ignore[attr-defined]
+            out["state_dot"] = np.stack(derivs).astype(np.float32)
         return out
 
     def _step_one(

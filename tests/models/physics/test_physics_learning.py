@@ -77,10 +77,10 @@ def test_controlled_model_swings_the_pendulum_up_with_mppi(tmp_path: Path) -> No
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="not robust across seeds: seed 0 passes (energy MSE 1.03 vs the wrapped-angle "
-    "baseline's 42.7 over 1,000 steps, 25 starts); seed 1 gives 11.9 vs 21.6 (one start "
-    "makes most of it) and at seed 2 the LNN runs away on one start (its learned d2L/dqd2 "
-    "is indefinite), though its per-start medians are far lower (0.18 vs 11.0, 0.69 vs 6.8) "
+    reason="not robust across seeds: with the reference's exact targets (derivative_target "
+    "exact) seeds 0, 1 and 3 pass (energy MSE 0.893 vs 429, 5.33 vs 53.8, 1.49 vs 16.3 over "
+    "1,000 steps, 25 starts); seeds 2 (two starts run away) and 4 (13.8 vs 21.5) fail: their "
+    "learned d2L/dqd2 is indefinite on every training state, the passing seeds' definite "
     "(docs/learning.md, physics)",
     strict=False,
 )
@@ -89,11 +89,13 @@ def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(tmp_path
 
     Narrower than ``physics:lnn`` (hidden 128, 33,793 parameters, not 724,801) so that 5,000
     updates fit the CPU budget: a full-width update takes 0.41 s at one thread, 5,000 of them
-    34 min. Same architecture otherwise, with the reference's initialisation (``init: lnn``).
+    34 min. Same architecture otherwise, with the reference's initialisation (``init: lnn``)
+    and its targets: both models regress the exact ``dx/dt`` the environment records
+    (``derivative_target: exact``, the preset's default).
     """
     from worldflux.models.physics.analysis import compare
 
-    # 50 episodes of 100 steps of dt 0.01 (finite differences of a small step), 5,000 updates
+    # 50 episodes of 100 steps of dt 0.01 with their exact derivatives, 5,000 updates
     data = ["env=physics_double_pendulum", "env.dt=0.01", "env.substeps=10", "model.dt=0.01",
             "model.hidden_dim=128", "data.prefill=5000", "data.env_steps=5100",
             "data.train_ratio=12800"]  # fmt: skip

@@ -125,7 +125,7 @@ def test_derivative_loss_is_the_finite_difference_regression() -> None:
 
 
 def test_central_target_is_the_second_order_difference() -> None:
-    model = _hnn(dt=0.1, fd_target="central")
+    model = _hnn(dt=0.1, derivative_target="central")
     x, a = torch.randn(2, 5, 2), torch.zeros(2, 5, 1)
     out = model.loss(_batch(x, a))
     target = (x[:, 2:] - x[:, :-2]) / 0.2
@@ -144,7 +144,7 @@ def test_central_target_is_the_second_order_difference() -> None:
     central, forward = (traj[2] - traj[0]) / 0.2, (traj[2] - traj[1]) / 0.1
     assert (central - exact).norm() < 0.1 * (forward - exact).norm()
     # loss_cap truncates each element's error: above it the value stays, the gradient goes
-    capped = _hnn(dt=0.1, fd_target="central", loss_cap=0.5)
+    capped = _hnn(dt=0.1, derivative_target="central", loss_cap=0.5)
     xg = x.clone().requires_grad_(True)
     err = capped.time_derivative(xg[:, 1:-1].reshape(-1, 2)).view(2, 3, 2) - target.detach()
     out = capped.loss(_batch(xg, a))
@@ -153,18 +153,18 @@ def test_central_target_is_the_second_order_difference() -> None:
     out.total.backward()
     assert xg.grad is not None and (err.abs() > 0.5).any() and (err.abs() < 0.5).any()
     for bad in ({"kind": "controlled"}, {"rollout_steps": 2}):
-        with pytest.raises(ConfigError, match="fd_target 'central'"):
+        with pytest.raises(ConfigError, match="derivative_target 'central'"):
             get_config("physics:controlled" if bad.get("kind") else "physics:base",
-                       fd_target="central", rollout_steps=bad.get("rollout_steps", 1))  # fmt: skip
+                       derivative_target="central", rollout_steps=bad.get("rollout_steps", 1))  # fmt: skip
 
 
 def test_lnn_loss_is_l1_and_reaches_the_lagrangian() -> None:
     torch.manual_seed(0)
     model = create_world_model("physics:lnn", hidden_dim=8)
-    x = torch.randn(2, 3, 4)
-    out = model.loss({"obs": x, "action": torch.zeros(2, 3, 1)})
-    target = (x[:, 1:] - x[:, :-1]) / model.config.dt
-    pred = model.time_derivative(x[:, :-1].reshape(-1, 4)).view(2, 2, 4)
+    assert model.config.derivative_target == "exact"  # the reference's analytical targets
+    x, target = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    out = model.loss({"obs": x, "action": torch.zeros(2, 3, 1), "state_dot": target})
+    pred = model.time_derivative(x.reshape(-1, 4)).view(2, 3, 4)
     assert torch.allclose(out.total, (pred - target).abs().mean(), atol=1e-5)
     out.total.backward()
     # every weight moves the dynamics; the last bias is a constant in L and rightly gets none

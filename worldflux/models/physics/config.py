@@ -19,6 +19,7 @@ from worldflux.errors import ConfigError
 KINDS = ("hnn", "pixel_hnn", "lnn", "controlled")
 INTEGRATORS = ("euler", "semi_implicit_euler", "leapfrog", "rk4")
 FIELD_TYPES = ("solenoidal", "conservative", "both")
+TARGETS = ("forward", "central", "exact")
 NONLINEARITIES = ("tanh", "relu", "softplus", "sigmoid", "elu", "selu")
 _CONTROLLED = "worldflux.models.physics.module.ControlledPhysics"
 
@@ -53,12 +54,14 @@ class PhysicsConfig(WorldModelConfig):
         loss_integrator: integrator of the training loss; ``euler`` over one step makes the loss
             the reference's derivative regression on finite differences.
         rollout_steps: states predicted from each start in the loss (multi-step training).
-        fd_target: ``forward`` (the loss integrates ``rollout_steps`` steps with
-            ``loss_integrator``; one ``euler`` step regresses the field on the forward difference
-            ``(x[t+1] - x[t]) / dt``, biased by ``dt/2`` times the field's time derivative) or
-            ``central`` (ours: the field at ``x[t]`` regressed on ``(x[t+1] - x[t-1]) / (2 dt)``,
-            second order, closer to the exact derivatives the references regress; one step,
-            no forces: ``hnn`` and ``lnn`` only).
+        derivative_target: what the field is regressed on. ``exact`` (the references: the
+            environment's exact ``dx/dt`` of each replayed state, ``batch["state_dot"]``, which
+            the embedded physics systems record with ``record_derivative``), ``forward`` (the
+            loss integrates ``rollout_steps`` steps with ``loss_integrator``; one ``euler`` step
+            regresses the field on the forward difference ``(x[t+1] - x[t]) / dt``, biased by
+            ``dt/2`` times the field's time derivative) or ``central`` (ours: the field at
+            ``x[t]`` regressed on ``(x[t+1] - x[t-1]) / (2 dt)``, second order). ``exact`` and
+            ``central`` take one step and no forces: ``hnn`` and ``lnn`` only.
         loss: ``l2`` (HNN) or ``l1`` (LNN) on the time derivatives.
         loss_cap: truncate each element's derivative error at this (``null``: no cap, as the
             references); larger errors give no gradient. Ours, for the LNN, whose near-singular
@@ -138,7 +141,7 @@ class PhysicsConfig(WorldModelConfig):
     integrator: str = "rk4"
     loss_integrator: str = "euler"
     rollout_steps: int = 1
-    fd_target: str = "forward"
+    derivative_target: str = "forward"
     loss: str = "l2"
     loss_cap: float | None = None
     lr: float = 1e-3
@@ -171,7 +174,7 @@ class PhysicsConfig(WorldModelConfig):
             ("ae_nonlinearity", self.ae_nonlinearity, NONLINEARITIES),
             ("loss", self.loss, ("l1", "l2")),
             ("init", self.init, ("orthogonal", "lnn")),
-            ("fd_target", self.fd_target, ("forward", "central")),
+            ("derivative_target", self.derivative_target, TARGETS),
         ):
             if value not in choices:
                 raise ConfigError(f"config field {name!r} must be one of {choices}, got {value!r}")
@@ -192,12 +195,13 @@ class PhysicsConfig(WorldModelConfig):
                 "angle_embed applies to kind 'hnn' or 'controlled' (use angle_wrap for 'lnn'), "
                 f"got kind={self.kind!r}"
             )
-        if self.fd_target == "central" and (
+        if self.derivative_target != "forward" and (
             self.kind not in ("hnn", "lnn") or self.rollout_steps != 1
         ):
             raise ConfigError(
-                "fd_target 'central' needs kind 'hnn' or 'lnn' (no forces) and rollout_steps 1, "
-                f"got kind={self.kind!r}, rollout_steps={self.rollout_steps}"
+                f"derivative_target {self.derivative_target!r} needs kind 'hnn' or 'lnn' (no "
+                f"forces) and rollout_steps 1, got kind={self.kind!r}, "
+                f"rollout_steps={self.rollout_steps}"
             )
         if self.init == "lnn" and self.kind != "lnn":
             raise ConfigError(f"init 'lnn' applies to kind 'lnn' only, got kind={self.kind!r}")

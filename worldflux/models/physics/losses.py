@@ -1,13 +1,16 @@
-"""Losses of the physics family, computed from consecutive replayed states.
+"""Losses of the physics family: derivative regression on replayed states.
 
-The references regress time derivatives (hamiltonian-nn @ bcc3622: L2 between the field and
-``dx/dt``; lagrangian_nns @ 2fc26cb: L1). A replay holds states, not derivatives, so the target is
-the finite time derivative of consecutive states: the model integrates ``rollout_steps`` steps of
-``dt`` with ``loss_integrator`` and the error is ``(x_hat[t+k] - x[t+k]) / dt``. With one ``euler``
-step this is exactly ``f(x[t]) - (x[t+1] - x[t]) / dt``, the reference's derivative regression;
-more steps train by differentiating through the integrator (Symplectic ODE-Net). Pairs that
-straddle an episode start are masked out. ``fd_target: central`` (ours, unforced kinds) regresses
-the field at ``x[t]`` on ``(x[t+1] - x[t-1]) / (2 dt)`` instead, second order in ``dt``.
+The references regress exact time derivatives (hamiltonian-nn @ bcc3622: L2 between the field and
+``dx/dt`` of the true dynamics; lagrangian_nns @ 2fc26cb: L1 on the analytical accelerations).
+``derivative_target: exact`` does the same: the field at ``x[t]`` against the environment's exact
+``dx/dt`` stored with each replayed state (``batch["state_dot"]``, recorded by the embedded
+physics systems). Data without derivatives use finite differences of consecutive states
+(``forward``): the model integrates ``rollout_steps`` steps of ``dt`` with ``loss_integrator`` and
+the error is ``(x_hat[t+k] - x[t+k]) / dt``. With one ``euler`` step this is
+``f(x[t]) - (x[t+1] - x[t]) / dt``, the derivative regression on a first-order target; more steps
+train by differentiating through the integrator (Symplectic ODE-Net). Pairs that straddle an
+episode start are masked out. ``central`` (ours, unforced kinds) regresses the field at ``x[t]``
+on ``(x[t+1] - x[t-1]) / (2 dt)``, second order in ``dt``.
 
 PixelHNN (hamiltonian-nn ``experiment-pixels/train.py``): reconstruction + canonical-coordinate
 loss (the latent momentum equals the latent position's change per frame) + 0.1 x the HNN loss on
@@ -26,7 +29,7 @@ import torch
 from torch import Tensor
 
 from worldflux.core.model import LossOutput
-from worldflux.errors import ShapeError
+from worldflux.errors import ConfigError, ShapeError
 
 if TYPE_CHECKING:
     from worldflux.models.physics.module import Physics
@@ -63,7 +66,7 @@ def _flags(batch: Mapping[str, Any], b: int, t: int, device: torch.device) -> Te
 
 
 def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
-    """Finite-time-derivative regression over ``rollout_steps`` integrated steps."""
+    """Regression of the field on exact or finite time derivatives (``derivative_target``)."""
     c = model.config
     x = model.encode(batch["obs"])
     if x.dim() != 3:
@@ -74,7 +77,9 @@ def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
         raise ShapeError(f"the loss needs T >= rollout_steps + 1 = {k_steps + 1} steps, got T={t}")
     action = model._check_action(batch["action"], (b, t))
     first = _flags(batch, b, t, x.device)
-    if c.fd_target == "central":
+    if c.derivative_target == "exact":
+        return _exact_loss(model, x, batch)
+    if c.derivative_target == "central":
         return _central_loss(model, x, first)
     n = t - k_steps  # start positions per sequence
     xhat = x[:, :n].reshape(-1, d)
@@ -91,12 +96,35 @@ def derivative_loss(model: Physics, batch: Mapping[str, Any]) -> LossOutput:
     return LossOutput(total, {"derivative": total})
 
 
+def _exact_loss(model: Physics, x: Tensor, batch: Mapping[str, Any]) -> LossOutput:
+    """The field at every ``x[t]`` against the exact ``dx/dt`` there (``batch["state_dot"]``)."""
+    c = model.config
+    if batch.get("state_dot") is None:
+        raise ConfigError(
+            "derivative_target 'exact' needs the exact time derivative of each state in the "
+            "batch ('state_dot'); the embedded physics systems record it with "
+            "env.record_derivative=true, other data need derivative_target 'forward' or 'central'"
+        )
+    target = torch.as_tensor(batch["state_dot"], device=x.device).float()
+    if tuple(target.shape) != tuple(x.shape):
+        raise ShapeError(
+            f"batch['state_dot'] must have the states' shape {tuple(x.shape)}, got "
+            f"{tuple(target.shape)}"
+        )
+    if not torch.isfinite(target).all():
+        raise ShapeError("batch['state_dot'] must be finite, got NaN or infinite values")
+    d = x.shape[-1]
+    err = model.time_derivative(x.reshape(-1, d)) - target.reshape(-1, d)
+    total = _pointwise(err, c.loss, c.loss_cap).mean()
+    return LossOutput(total, {"derivative": total})
+
+
 def _central_loss(model: Physics, x: Tensor, first: Tensor) -> LossOutput:
     """The field at ``x[t]`` against the central difference ``(x[t+1] - x[t-1]) / (2 dt)``."""
     c = model.config
     b, t, d = x.shape
     if t < 3:
-        raise ShapeError(f"fd_target 'central' needs T >= 3 steps, got T={t}")
+        raise ShapeError(f"derivative_target 'central' needs T >= 3 steps, got T={t}")
     field = model.time_derivative(x[:, 1:-1].reshape(-1, d))
     target = ((x[:, 2:] - x[:, :-2]) / (2 * c.dt)).reshape(-1, d)
     valid = ~(first[:, 1:-1] | first[:, 2:]).reshape(-1)  # x[t-1], x[t], x[t+1] in one episode

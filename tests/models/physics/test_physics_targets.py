@@ -1,0 +1,107 @@
+"""Exact derivative targets: the physics envs record ``dx/dt``, the replay keeps it, the loss uses it.
+
+Both references regress exact time derivatives (hamiltonian-nn @ bcc3622 ``dynamics_fn``,
+lagrangian_nns @ 2fc26cb ``analytical_fn``); ``derivative_target: exact`` does the same on the
+``state_dot`` the embedded systems record with each observed state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from worldflux import create_world_model, get_config
+from worldflux.data.replay import Replay
+from worldflux.envs.physics import PhysicsEnv, double_pendulum_energy
+from worldflux.envs.registry import make_vector_env
+from worldflux.errors import ConfigError, ShapeError
+
+
+def _energy_gradient(x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of the double pendulum's energy at ``x (4,)`` (float64)."""
+    eye = np.eye(4) * h
+    return np.array([(double_pendulum_energy(x + e) - double_pendulum_energy(x - e)) / (2 * h)
+                     for e in eye])  # fmt: skip
+
+
+def test_recorded_derivative_is_the_analytic_one() -> None:
+    for system in ("spring", "pendulum", "double_pendulum"):
+        env = PhysicsEnv(system, dt=0.05, substeps=20, record_derivative=True, seed=0)
+        assert env.spec.extras == {"state_dot": env.state.shape[0]}
+        env.reset()
+        for _ in range(5):
+            env.step(np.zeros(1, np.float32))
+        x, xdot = env.state.copy(), env.state_derivative()
+        assert xdot.dtype == np.float32
+        if system == "spring":  # H = q^2 + p^2: (dH/dp, -dH/dq)
+            want = np.array([2 * x[1], -2 * x[0]])
+        elif system == "pendulum":  # H = 3 (1 - cos q) + p^2
+            want = np.array([2 * x[1], -3 * math.sin(x[0])])
+        else:  # dq/dt = qd, and the field conserves the energy: grad E . f = 0
+            want = np.concatenate([x[2:], xdot[2:]])
+            assert abs(_energy_gradient(x) @ xdot) < 1e-4 * np.abs(xdot).max()
+        assert np.allclose(xdot, want, atol=1e-5), (system, xdot, want)
+        # the derivative of the flow: one tiny RK4 step moves x by h * dx/dt + O(h^2)
+        h = 1e-4
+        small = PhysicsEnv(system, dt=h, substeps=1, seed=0)
+        assert np.allclose((small.advance(x) - x) / h, xdot, atol=1e-2 * max(1, abs(xdot).max()))
+    for kw in ({"system": "torque_pendulum"}, {"system": "pendulum", "obs": "pixels"}):
+        with pytest.raises(ConfigError, match="record_derivative"):
+            PhysicsEnv(**kw, record_derivative=True)
+
+
+def test_the_replay_keeps_each_states_derivative() -> None:
+    cfg = {"suite": "embedded", "id": "physics", "system": "double_pendulum", "dt": 0.05,
+           "substeps": 5, "max_steps": 6, "record_derivative": True}  # fmt: skip
+    envs = make_vector_env({**cfg, "num_envs": 2}, seed=0)
+    replay = Replay(envs.spec, 100, envs.num_envs, seed=0)
+    step = envs.step(None)
+    for _ in range(20):
+        replay.add(step)
+        step = envs.step(np.zeros((2, 1), np.float32))
+    batch = replay.sample(8, 5)
+    assert batch["state_dot"].shape == (8, 5, 4) and batch["obs"].shape == (8, 5, 4)
+    probe = PhysicsEnv("double_pendulum", seed=0)
+    for x, xdot in zip(batch["obs"].reshape(-1, 4), batch["state_dot"].reshape(-1, 4)):
+        assert np.allclose(probe.state_derivative(x), xdot, atol=1e-4)
+    plain = make_vector_env({**cfg, "record_derivative": False}, seed=0)
+    assert "state_dot" not in plain.step(None) and "state_dot" not in Replay(plain.spec, 8).layout()
+
+
+@pytest.mark.parametrize("preset", ["physics:base", "physics:lnn"])
+def test_exact_target_loss_regresses_the_field_on_state_dot(preset: str) -> None:
+    torch.manual_seed(0)
+    model = create_world_model(preset, hidden_dim=8, derivative_target="exact")
+    d = model.state_dim
+    x, xdot = torch.randn(2, 3, d), torch.randn(2, 3, d)
+    batch = {"obs": x, "action": torch.zeros(2, 3, 1), "state_dot": xdot}
+    first = torch.zeros(2, 3, dtype=torch.bool)
+    first[:, 0] = first[0, 2] = True  # every state has its own target: episode starts count too
+    out = model.loss({**batch, "first": first})
+    err = model.time_derivative(x.reshape(-1, d)) - xdot.reshape(-1, d)
+    want = err.abs().mean() if model.config.loss == "l1" else err.pow(2).mean()
+    assert torch.allclose(out.total, want, atol=1e-6)
+    # the target is the recorded derivative: the model's own field as state_dot gives zero loss
+    own = model.time_derivative(x.reshape(-1, d)).detach().view(2, 3, d)
+    assert model.loss({**batch, "state_dot": own}).total.item() < 1e-6 < out.total.item()
+    out.total.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with pytest.raises(ConfigError, match="record_derivative=true"):
+        model.loss({"obs": x, "action": torch.zeros(2, 3, 1)})
+    with pytest.raises(ShapeError, match="state_dot"):
+        model.loss({**batch, "state_dot": xdot[:, :2]})
+    with pytest.raises(ShapeError, match="finite"):
+        model.loss({**batch, "state_dot": xdot * float("nan")})
+
+
+def test_exact_target_needs_an_unforced_one_step_kind() -> None:
+    assert get_config("physics:base").derivative_target == "forward"
+    for preset, kw in (("physics:controlled", {}), ("physics:base", {"rollout_steps": 2}),
+                       ("physics:pixel_hnn", {})):  # fmt: skip
+        with pytest.raises(ConfigError, match="derivative_target 'exact'"):
+            get_config(preset, derivative_target="exact", **kw)
+    with pytest.raises(ConfigError, match="'derivative_target'"):
+        get_config("physics:lnn", derivative_target="backward")
