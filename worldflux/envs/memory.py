@@ -20,6 +20,14 @@ current one (``delay=0``: the current symbol), -1 otherwise. An episode lasts ``
 example of the memory. The return lies in ``[-(length - delay), length - delay]``; the success
 rate is ``(return / (length - delay) + 1) / 2``, chance ``1 / cues``. The vector's last entry
 flags the scored steps; images show the symbol's colour.
+
+``mode="cycle"`` scores the same way as ``"repeat"`` but the symbols are not independent: each
+episode draws ``delay + 1`` random symbols and shows them over and over (period ``delay + 1``),
+so the symbol shown ``delay`` steps ago is also the next one to be shown. Remembering the cycle
+then pays twice: a world model needs it to predict the next observation (a dense signal through
+its dynamics loss, not only through the answer's reward) and the policy needs it to answer.
+Chance is again ``1 / cues``; with more cues the next symbol carries more information
+(``log(cues)`` nats), which matters for world models whose KL terms have free nats.
 """
 
 from __future__ import annotations
@@ -56,9 +64,11 @@ class Memory(Env):
         obs: ``"vector"`` (``(cues + 1,)`` float32) or ``"image"`` (``(3, size, size)`` uint8).
         size: image side in pixels.
         seed: seed of the cues.
-        mode: ``"recall"`` (one cue, one answer) or ``"repeat"`` (a symbol and an answer every
-            step).
-        length: steps of a ``"repeat"`` episode (> ``delay``); unused by ``"recall"``.
+        mode: ``"recall"`` (one cue, one answer), ``"repeat"`` (a random symbol and an answer
+            every step) or ``"cycle"`` (``"repeat"`` with the symbols repeating every
+            ``delay + 1`` steps).
+        length: steps of a ``"repeat"``/``"cycle"`` episode (> ``delay``); unused by
+            ``"recall"``.
     """
 
     def __init__(
@@ -81,11 +91,11 @@ class Memory(Env):
             raise ConfigError(f"Memory obs must be 'vector' or 'image', got {obs!r}")
         if not isinstance(size, int) or size < 1:
             raise ConfigError(f"Memory size must be a positive int, got {size!r}")
-        if mode not in ("recall", "repeat"):
-            raise ConfigError(f"Memory mode must be 'recall' or 'repeat', got {mode!r}")
-        if mode == "repeat" and (not isinstance(length, int) or length <= delay):
+        if mode not in ("recall", "repeat", "cycle"):
+            raise ConfigError(f"Memory mode must be 'recall', 'repeat' or 'cycle', got {mode!r}")
+        if mode != "recall" and (not isinstance(length, int) or length <= delay):
             raise ConfigError(
-                f"Memory length must be an int > delay ({delay}) in repeat mode, got {length!r}"
+                f"Memory length must be an int > delay ({delay}) in {mode} mode, got {length!r}"
             )
         self.cues, self.delay, self.obs_kind, self.size = cues, delay, obs, size
         self.mode, self.length = mode, length
@@ -104,6 +114,11 @@ class Memory(Env):
         if seed is not None:
             self._rng = self._make_rng(seed)
         self._t = 0
+        if self.mode == "cycle":
+            cycle = self._rng.integers(self.cues, size=self.delay + 1)
+            self._symbols = np.resize(cycle, self.length + 1)
+            self._cue = int(self._symbols[0])
+            return self._observe()
         if self.mode == "repeat":
             self._symbols = self._rng.integers(self.cues, size=self.length + 1)
             self._cue = int(self._symbols[0])
@@ -113,7 +128,7 @@ class Memory(Env):
 
     def step(self, action: np.ndarray) -> tuple[Obs, float, bool, bool]:
         action = self.check_action(action)
-        if self.mode == "repeat":
+        if self.mode != "recall":
             return self._step_repeat(discrete_index(action))
         query = self._t == self.delay + 1
         self._t += 1
@@ -126,8 +141,8 @@ class Memory(Env):
         """The symbols' generator. In repeat mode it is a stream of its own: with
         ``default_rng(seed)`` the symbols (one draw a step) would equal the collector's uniformly
         random actions drawn from the same seed, step for step, so random play would be scored
-        right far more often than chance."""
-        if self.mode == "repeat" and seed is not None:
+        right far more often than chance. Cycle mode uses the same stream."""
+        if self.mode != "recall" and seed is not None:
             return np.random.default_rng([int(seed), 0x4D454D])
         return np.random.default_rng(seed)
 
@@ -141,7 +156,7 @@ class Memory(Env):
         return self._observe(), reward, self._t == self.length, False
 
     def _phase(self) -> str:
-        if self.mode == "repeat":
+        if self.mode != "recall":
             return "cue"
         if self._t == 0:
             return "cue"
@@ -161,7 +176,7 @@ class Memory(Env):
         phase = self._phase()
         if phase == "cue":
             vec[self._cue] = 1.0
-            if self.mode == "repeat" and self._t >= self.delay:
+            if self.mode != "recall" and self._t >= self.delay:
                 vec[-1] = 1.0  # the action at this step is scored
         elif phase == "query":
             vec[-1] = 1.0

@@ -100,3 +100,38 @@ def test_repeat_mode_random_play_through_the_collector_is_at_chance() -> None:
         reward = np.asarray(replay.sample(1, 1000)["reward"])
         scored = reward[reward != 0]
         assert len(scored) > 800 and abs(scored.mean()) < 0.15, (delay, scored.mean())
+
+
+def test_cycle_mode_repeats_a_random_cycle_and_scores_like_repeat() -> None:
+    env = Memory(cues=8, delay=3, mode="cycle", length=13, seed=5)
+    shown = [int(np.argmax(env.reset()["obs"][:8]))]
+    rewards = []
+    for t in range(13):
+        target = shown[t - 3] if t >= 3 else 0
+        answer = target if t % 3 else (target + 1) % 8
+        obs, reward, done, _ = env.step(_onehot(answer, 8))
+        shown.append(int(np.argmax(obs["obs"][:8])))
+        rewards.append(reward)
+    assert shown == (shown[:4] * 4)[:14]  # period delay + 1: the next symbol is the one to name
+    assert rewards == [0.0] * 3 + [1.0 if t % 3 else -1.0 for t in range(3, 13)]
+    assert done
+    firsts = {int(np.argmax(env.reset()["obs"][:8])) for _ in range(20)}
+    assert len(firsts) > 1  # a fresh cycle every episode
+    with pytest.raises(ConfigError, match="length"):
+        Memory(mode="cycle", delay=4, length=3)
+
+
+def test_cycle_mode_random_play_through_the_collector_is_at_chance() -> None:
+    from worldflux.data.replay import Replay
+    from worldflux.envs.registry import make_vector_env
+    from worldflux.training.collector import Collector
+
+    cfg = {"suite": "embedded", "id": "memory", "mode": "cycle", "cues": 2, "num_envs": 1}
+    envs = make_vector_env({**cfg, "delay": 2, "length": 16}, seed=0)
+    replay = Replay(envs.spec, 1100, envs.num_envs, seed=0)
+    collector = Collector(envs, replay, seed=0)
+    for _ in range(1024):
+        collector.step(None)
+    reward = np.asarray(replay.sample(1, 1000)["reward"])
+    scored = reward[reward != 0]
+    assert len(scored) > 700 and abs(scored.mean()) < 0.15, scored.mean()
