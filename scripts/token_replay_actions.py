@@ -11,11 +11,13 @@ the replay that the world model keeps training on (IRIS's correction loop).
     python scripts/token_replay_actions.py SNAPSHOT --window 250
 
 The replay stores at each step the action that led to it, so episode-first steps are skipped.
+One environment stream and a replay that never wrapped around (the steps in order) are needed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 
@@ -27,8 +29,12 @@ def windows(path: str, window: int) -> list[str]:
     rewards = data["data/reward"][0]
     first = data["data/first"][0]
     count = int(data["count"][0])
-    if count > len(actions):
-        raise ValueError(f"{path}: the replay wrapped around ({count} steps, kept {len(actions)})")
+    total = json.loads(str(data["meta"]))["total"]
+    if len(data["count"]) != 1 or total > len(actions):
+        raise ValueError(
+            f"{path}: one stream whose ring buffer never wrapped around is needed (streams "
+            f"{len(data['count'])}, {total} steps written, {len(actions)} kept)"
+        )
     lines = []
     for lo in range(0, count, window):
         hi = min(count, lo + window)
