@@ -342,3 +342,23 @@ def test_double_pendulum_start_ranges_and_the_wrapped_lnn_baseline() -> None:
         model = create_world_model("physics:lnn", hidden_dim=8, baseline=baseline, dt=0.01)
         field = model.time_derivative(x)
         assert torch.allclose(model.time_derivative(x + turn), field, atol=1e-4)
+
+
+def test_pixel_metrics_expose_a_dead_field() -> None:
+    """A PixelHNN whose field is zero keeps its start energy exactly (energy MSE at the read-out's
+    frame-0 error) but predicts no motion: its short-horizon pixel error is exactly that of
+    holding the first frame pair still, which the slow test's liveness check rejects."""
+    from worldflux.models.physics.analysis import pixel_rollout_metrics
+
+    torch.manual_seed(0)
+    model = create_world_model("physics:pixel_hnn", hidden_dim=8, ae_hidden_dim=16).eval()
+    env = PhysicsEnv("pendulum", obs="pixels", seed=0)
+    live = pixel_rollout_metrics(model, env, episodes=2, steps=6, short=4)
+    assert live["pixel_mse_short"] != live["still_pixel_mse_short"]
+    assert live["readout_energy_mse"] >= 0 and np.isfinite(list(live.values())).all()
+    with torch.no_grad():
+        for p in model.field_net.parameters():
+            p.zero_()
+    dead = pixel_rollout_metrics(model, env, episodes=2, steps=6, short=4)
+    assert dead["pixel_mse_short"] == pytest.approx(dead["still_pixel_mse_short"], rel=1e-12)
+    assert dead["final_energy_drift"] == 0.0

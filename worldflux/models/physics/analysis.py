@@ -77,7 +77,12 @@ def _true_frames(env: PhysicsEnv, seed: int, steps: int) -> tuple[np.ndarray, np
 
 @torch.no_grad()
 def pixel_rollout_metrics(
-    model: Any, env: PhysicsEnv, episodes: int = 25, steps: int = 300, seed: int = 12345
+    model: Any,
+    env: PhysicsEnv,
+    episodes: int = 25,
+    steps: int = 300,
+    seed: int = 12345,
+    short: int = 30,
 ) -> dict[str, float]:
     """PixelHNN: roll the latent of the first frame pair ``steps`` frames, decode, compare.
 
@@ -86,7 +91,12 @@ def pixel_rollout_metrics(
     the same episodes, applied to the predicted latents, and the true energy of the read-out is
     compared with the initial energy, as :func:`rollout_metrics` does for states. The read-out is
     the same procedure for every model, so the comparison is fair; it is exact only as far as the
-    learned latent is linear in ``(q, p)``.
+    learned latent is linear in ``(q, p)``. ``readout_energy_mse``: the same read-out's energy
+    error on the encoded true frames themselves (its floor, no rollout).
+
+    A latent that does not move keeps its energy exactly, so the energy alone cannot tell a dead
+    field from a good one: ``pixel_mse_short`` is the pixel MSE over the first ``short`` frames
+    and ``still_pixel_mse_short`` that of holding the first decoded frame pair still.
     """
     rng = np.random.default_rng(seed)
     episodes_data = [_true_frames(env, int(rng.integers(2**31)), steps) for _ in range(episodes)]
@@ -101,10 +111,16 @@ def pixel_rollout_metrics(
     w = np.linalg.lstsq(feats, states.reshape(-1, 2), rcond=None)[0]
     pred_feats = np.concatenate([z_pred.double().numpy(), np.ones_like(z_true[..., :1])], -1)
     energy = env.energy(pred_feats @ w)
+    energy0 = env.energy(states[:, :1])
+    readout = env.energy(feats.reshape(*z_true.shape[:-1], 3) @ w)
+    k = min(short, steps) + 1
     return {
         "pixel_mse": float(((decoded - frames) ** 2).mean()),
-        "energy_mse": float(((energy - env.energy(states[:, :1])) ** 2).mean()),
+        "energy_mse": float(((energy - energy0) ** 2).mean()),
         "final_energy_drift": float(np.abs(energy[:, -1] - energy[:, 0]).mean()),
+        "readout_energy_mse": float(((readout - energy0) ** 2).mean()),
+        "pixel_mse_short": float(((decoded[:, :k] - frames[:, :k]) ** 2).mean()),
+        "still_pixel_mse_short": float(((decoded[:, :1] - frames[:, :k]) ** 2).mean()),
     }
 
 
