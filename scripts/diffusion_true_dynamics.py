@@ -23,6 +23,8 @@ each action for ``--horizon`` steps in the checkpoint's world model (rewards and
 in training) and in copies of the real environments, and prints the imagined and the true
 rewards per rollout side by side. A world model whose imagined rewards depend on the action
 where the true ones do not invites the actor-critic to exploit it (docs/learning.md).
+``--sampler`` and ``--denoising-steps`` set the imagination's sampler (default: the preset's,
+DIAMOND's 3-step Euler), as ``model.sampler`` and ``model.num_steps_denoising`` do in training.
 
 Usage::
 
@@ -206,7 +208,11 @@ def main() -> None:
     p.add_argument(
         "--reward-bias", action="store_true", help="with --world-model: rewards per action"
     )
+    p.add_argument("--sampler", choices=["euler", "heun"], default=None, help="imagination sampler")
+    p.add_argument("--denoising-steps", type=int, default=None, help="sampler steps per frame")
     args = p.parse_args()
+    if args.denoising_steps is not None and args.denoising_steps < 1:
+        p.error(f"--denoising-steps must be >= 1, got {args.denoising_steps}")
     if args.reward_bias and not args.world_model:
         p.error("--reward-bias needs --world-model CKPT")
     torch.set_num_threads(1)
@@ -219,6 +225,8 @@ def main() -> None:
         horizon=args.horizon,
         weight_entropy_loss=args.entropy,
         **({"actor_critic": {"lstm_dim": args.lstm_dim}} if args.lstm_dim else {}),
+        **({"sampler": args.sampler} if args.sampler else {}),
+        **({"num_steps_denoising": args.denoising_steps} if args.denoising_steps else {}),
     )
     if args.actor != "model":
         model.actor_critic = OracleActorCritic(args.width, lstm=args.actor == "oracle-lstm")

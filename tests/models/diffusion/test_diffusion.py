@@ -203,3 +203,28 @@ def test_open_loop_video_frames(model) -> None:
     batch = _batch(2, 7)
     frames = open_loop_frames(model, batch, context=5)  # the training stack's video hook
     assert frames.shape == (2, 2 * 16, 3 * 16, 3)
+
+
+@pytest.mark.parametrize(("sampler", "steps", "calls"), [("euler", 3, 3), ("heun", 3, 5)])
+def test_actor_critic_imagines_with_the_configured_sampler(
+    model, monkeypatch, sampler: str, steps: int, calls: int
+) -> None:
+    # model.sampler / model.num_steps_denoising set the imagination's sampler (docs/diffusion.md)
+    from worldflux.models.diffusion import module
+
+    monkeypatch.setattr(model.config, "sampler", sampler)
+    monkeypatch.setattr(model.config, "num_steps_denoising", steps)
+    monkeypatch.setattr(model.config, "horizon", 2)
+    seen, count = [], []
+    sample_next, denoise = module.sample_next, model.denoiser.denoise
+
+    def spy(denoiser, obs, act, s, generator=None):
+        seen.append((s.order, s.num_steps))
+        return sample_next(denoiser, obs, act, s, generator)
+
+    monkeypatch.setattr(module, "sample_next", spy)
+    monkeypatch.setattr(model.denoiser, "denoise", lambda *a: count.append(1) or denoise(*a))
+    torch.manual_seed(0)
+    model.phase_loss("actor_critic", _batch(1, 4), {})
+    assert seen == [(1 + (sampler == "heun"), steps)] * 2
+    assert len(count) == 2 * calls  # Heun: two evaluations a step, Euler's at the last
