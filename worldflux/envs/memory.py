@@ -114,13 +114,9 @@ class Memory(Env):
         if seed is not None:
             self._rng = self._make_rng(seed)
         self._t = 0
-        if self.mode == "cycle":
-            cycle = self._rng.integers(self.cues, size=self.delay + 1)
-            self._symbols = np.resize(cycle, self.length + 1)
-            self._cue = int(self._symbols[0])
-            return self._observe()
-        if self.mode == "repeat":
-            self._symbols = self._rng.integers(self.cues, size=self.length + 1)
+        if self.mode != "recall":  # cycle: delay + 1 symbols, tiled over the episode
+            drawn = self.delay + 1 if self.mode == "cycle" else self.length + 1
+            self._symbols = np.resize(self._rng.integers(self.cues, size=drawn), self.length + 1)
             self._cue = int(self._symbols[0])
             return self._observe()
         self._cue = int(self._rng.integers(self.cues))
