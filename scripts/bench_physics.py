@@ -40,6 +40,8 @@ def bench(preset: str, batch: int, t: int, device: str, repeat: int) -> dict[str
     else:
         obs = torch.randn(batch, t, *c.obs_shape, generator=gen)
     data = {"obs": obs.to(device), "action": torch.zeros(batch, t, c.action_dim, device=device)}
+    if c.derivative_target == "exact":  # physics:lnn regresses the recorded exact dx/dt
+        data["state_dot"] = torch.randn(batch, t, *c.obs_shape, generator=gen).to(device)
 
     def update() -> None:
         model.zero_grad(set_to_none=True)
