@@ -159,6 +159,22 @@ def test_damaged_checkpoint(damage: str, saved_checkpoint: Path, tmp_path: Path)
         create_world_model(str(path))
 
 
+def test_random_bytes_are_always_a_model_file_error(tmp_path: Path) -> None:
+    """Garbage reaches torch's legacy unpickler, which raises KeyError, IndexError, struct.error...
+    (CI once drew a KeyError from ``os.urandom``): fixed seeds, every draw one ModelFileError."""
+    import random
+
+    from worldflux.loading import read_checkpoint
+
+    path = tmp_path / "x.ckpt"
+    for seed in range(300):
+        rng = random.Random(seed)
+        head = bytes([0x80, 2]) if seed % 2 else b""  # half start as a pickle protocol-2 stream
+        path.write_bytes(head + rng.randbytes(rng.randrange(1, 4096)))
+        with pytest.raises(ModelFileError, match="not a readable weights-only checkpoint"):
+            read_checkpoint(path)
+
+
 def test_checkpoint_of_something_else(tmp_path: Path) -> None:
     import torch
 
