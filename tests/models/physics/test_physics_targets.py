@@ -105,3 +105,43 @@ def test_exact_target_needs_an_unforced_one_step_kind() -> None:
             get_config(preset, derivative_target="exact", **kw)
     with pytest.raises(ConfigError, match="'derivative_target'"):
         get_config("physics:lnn", derivative_target="backward")
+
+
+def test_definite_mass_hinge_adds_the_lowest_eigenvalue_penalty() -> None:
+    from torch.func import hessian
+
+    from worldflux.models.physics.dynamics import wrap_angles
+
+    torch.manual_seed(0)
+    plain = create_world_model("physics:lnn", hidden_dim=16)
+    hinged = create_world_model("physics:lnn", hidden_dim=16, definite_mass_coef=2.0,
+                                definite_mass_margin=0.5)  # fmt: skip
+    hinged.load_state_dict(plain.state_dict())
+    x, xdot = torch.randn(2, 3, 4) * 2, torch.randn(2, 3, 4)
+    batch = {"obs": x, "action": torch.zeros(2, 3, 1), "state_dot": xdot}
+    base, out = plain.loss(batch), hinged.loss(batch)
+    assert torch.allclose(out.components["derivative"], base.total, atol=1e-6)
+    # the penalty from the Hessian of the network itself, at the wrapped angles it sees
+    flat = x.reshape(-1, 4)
+    seen = torch.cat([wrap_angles(flat[:, :2]), flat[:, 2:]], 1)
+    mass = torch.stack([hessian(lambda s: plain.field_net(s[None])[0, 0])(s)[2:, 2:] for s in seen])
+    lowest = torch.linalg.eigvalsh(mass)[:, 0]
+    want = 2.0 * torch.relu(0.5 - lowest).mean()
+    assert want > 0 and torch.allclose(out.components["definite_mass"], want, atol=1e-5)
+    assert torch.allclose(out.total, base.total + want, atol=1e-5)
+    field, got_mass = hinged.lagrangian_field_and_mass(flat)
+    assert torch.allclose(got_mass, mass, atol=1e-5)
+    assert torch.allclose(field, plain.time_derivative(flat), atol=1e-6)
+    out.total.backward()  # the hinge trains the network
+    assert hinged.field_net.linear1.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"baseline": True}, {"derivative_target": "forward"}, {"definite_mass_margin": 0.0}],
+)
+def test_definite_mass_hinge_refuses_what_it_cannot_apply(overrides: dict) -> None:
+    with pytest.raises(ConfigError, match="definite_mass"):
+        create_world_model("physics:lnn", hidden_dim=8, definite_mass_coef=1.0, **overrides)
+    with pytest.raises(ConfigError, match="definite_mass_coef"):
+        create_world_model("physics:base", hidden_dim=8, definite_mass_coef=1.0)

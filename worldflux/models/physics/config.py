@@ -66,6 +66,13 @@ class PhysicsConfig(WorldModelConfig):
         loss_cap: truncate each element's derivative error at this (``null``: no cap, as the
             references); larger errors give no gradient. Ours, for the LNN, whose near-singular
             learned mass matrix at a rare state otherwise throws training into a stall.
+        definite_mass_coef, definite_mass_margin: ours, not in the LNN paper or reference (off,
+            0, by default): with ``derivative_target: exact`` the ``lnn`` loss adds
+            ``definite_mass_coef * mean(relu(definite_mass_margin - lambda_min(d2L/dqd2)))`` over
+            the batch's states, a hinge that keeps the learned mass matrix positive definite (the
+            physical sign). The plain LNN lands on an indefinite ``d2L/dqd2`` at some seeds,
+            fits its training data with it, and drifts or runs away in long rollouts
+            (docs/learning.md, physics).
         lr, weight_decay: Adam.
         grad_clip_norm: clip the gradient's global norm to this (``null``: no clipping, as the
             references). The LNN preset clips: a near-singular learned ``d2L/dqd2`` at one state
@@ -92,6 +99,8 @@ class PhysicsConfig(WorldModelConfig):
         "lr": POSITIVE,
         "weight_decay": NON_NEGATIVE,
         "loss_cap": POSITIVE,
+        "definite_mass_coef": NON_NEGATIVE,
+        "definite_mass_margin": POSITIVE,
         "batch_size": POSITIVE_INT,
         "batch_length": Range(2),
         "train_ratio": POSITIVE,
@@ -144,6 +153,8 @@ class PhysicsConfig(WorldModelConfig):
     derivative_target: str = "forward"
     loss: str = "l2"
     loss_cap: float | None = None
+    definite_mass_coef: float = 0.0
+    definite_mass_margin: float = 1.0
     lr: float = 1e-3
     weight_decay: float = 1e-4
     grad_clip_norm: float | None = None
@@ -202,6 +213,14 @@ class PhysicsConfig(WorldModelConfig):
                 f"derivative_target {self.derivative_target!r} needs kind 'hnn' or 'lnn' (no "
                 f"forces) and rollout_steps 1, got kind={self.kind!r}, "
                 f"rollout_steps={self.rollout_steps}"
+            )
+        if self.definite_mass_coef > 0 and (
+            self.kind != "lnn" or self.baseline or self.derivative_target != "exact"
+        ):
+            raise ConfigError(
+                "definite_mass_coef > 0 needs kind 'lnn' (not the baseline) and derivative_target "
+                f"'exact', got kind={self.kind!r}, baseline={self.baseline}, "
+                f"derivative_target={self.derivative_target!r}"
             )
         if self.init == "lnn" and self.kind != "lnn":
             raise ConfigError(f"init 'lnn' applies to kind 'lnn' only, got kind={self.kind!r}")

@@ -85,15 +85,17 @@ def wrap_angles(q: Tensor) -> Tensor:
 
 
 def lagrangian_field(
-    lagrangian: Callable[[Tensor], Tensor], x: Tensor, angle_wrap: bool = False
-) -> Tensor:
+    lagrangian: Callable[[Tensor], Tensor], x: Tensor, angle_wrap: bool = False,
+    return_mass: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
     """The LNN field ``(N, D) = (qd, qdd)`` of the scalar network ``lagrangian`` at ``x``.
 
     Euler-Lagrange: ``d/dt dL/dqd = dL/dq`` gives
     ``qdd = H^+ (dL/dq - (d2L/dqd dq) qd)`` with ``H = d2L/dqd2``. Both second-derivative blocks
     are columns of the Hessian along the velocity directions, so one forward-mode Jacobian of
     ``grad L`` with respect to ``qd`` (``Q`` tangents, not ``D``) gives them, and its auxiliary
-    output the gradient ``dL/dq``.
+    output the gradient ``dL/dq``. With ``return_mass`` also the learned mass matrix
+    ``H = d2L/dqd2`` ``(N, Q, Q)``.
     """
     from torch.func import grad, jacfwd, vmap
 
@@ -115,7 +117,8 @@ def lagrangian_field(
     mixed = jac[:, :q_dim].transpose(1, 2)  # [i, j] = d2L/dqd_i dq_j
     rhs = dl[:, :q_dim] - (mixed @ qd.unsqueeze(-1)).squeeze(-1)
     qdd = (torch.linalg.pinv(h) @ rhs.unsqueeze(-1)).squeeze(-1)
-    return torch.cat([x[:, q_dim:], qdd], -1)
+    field = torch.cat([x[:, q_dim:], qdd], -1)
+    return (field, h) if return_mass else field
 
 
 def check_step(dt: float, integrator: str) -> None:

@@ -114,9 +114,17 @@ def _exact_loss(model: Physics, x: Tensor, batch: Mapping[str, Any]) -> LossOutp
     if not torch.isfinite(target).all():
         raise ShapeError("batch['state_dot'] must be finite, got NaN or infinite values")
     d = x.shape[-1]
-    err = model.time_derivative(x.reshape(-1, d)) - target.reshape(-1, d)
-    total = _pointwise(err, c.loss, c.loss_cap).mean()
-    return LossOutput(total, {"derivative": total})
+    flat = x.reshape(-1, d)
+    if c.definite_mass_coef > 0:  # ours (config.py): hinge on the learned mass matrix
+        field, mass = model.lagrangian_field_and_mass(flat)
+        lowest = torch.linalg.eigvalsh(mass)[:, 0]
+        hinge = c.definite_mass_coef * torch.relu(c.definite_mass_margin - lowest).mean()
+    else:
+        field, hinge = model.time_derivative(flat), None
+    derivative = _pointwise(field - target.reshape(-1, d), c.loss, c.loss_cap).mean()
+    if hinge is None:
+        return LossOutput(derivative, {"derivative": derivative})
+    return LossOutput(derivative + hinge, {"derivative": derivative, "definite_mass": hinge})
 
 
 def _central_loss(model: Physics, x: Tensor, first: Tensor) -> LossOutput:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from worldflux.core.model import LossOutput, WorldModel
 from worldflux.core.protocols import Rollout
-from worldflux.errors import ShapeError
+from worldflux.errors import ConfigError, ShapeError
 from worldflux.models.physics import dynamics, losses
 from worldflux.models.physics.config import PhysicsConfig
 from worldflux.models.physics.networks import (
@@ -140,6 +140,14 @@ class Physics(WorldModel):
             )
         m = symplectic_matrix(x.shape[-1]).to(x)
         return dynamics.hamiltonian_field(self.energy_net, x, m, c.field_type)
+
+    def lagrangian_field_and_mass(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The LNN's field ``(N, D)`` and learned mass matrix ``d2L/dqd2`` ``(N, Q, Q)`` at ``x``."""
+        c = self.config
+        if c.kind != "lnn" or c.baseline:
+            raise ConfigError(f"a mass matrix needs kind 'lnn' without baseline, got {c.kind!r}")
+        field, mass = dynamics.lagrangian_field(self.field_net, x, c.angle_wrap, return_mass=True)
+        return field, mass
 
     def _force(self, action: Tensor | None, x: Tensor) -> Tensor:
         if action is None:
