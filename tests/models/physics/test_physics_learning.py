@@ -3,8 +3,8 @@
 The HNN paper's comparison, reproduced (docs/learning.md): HNN and the baseline MLP trained with
 the same data and budget on the mass-spring and the ideal pendulum; over 10x the training
 horizon the HNN's energy and state errors are far below the baseline's; the same for the LNN on
-the double pendulum (at width 128, see its docstring; not robust across seeds) and the PixelHNN
-on pendulum pixels (with the reference's data and weight decay 0).
+the double pendulum (at width 128; seeds 0, 1 and 3 of 0-4, see its docstring) and the PixelHNN on
+pendulum pixels (with the reference's data and weight decay 0).
 And the controlled model (embedded angles) swings the pendulum up with MPPI in closed loop.
 """
 
@@ -83,27 +83,43 @@ def test_controlled_model_swings_the_pendulum_up_with_mppi(tmp_path: Path) -> No
     assert any(upright[:150]) and np.mean(upright[-50:]) > 0.8, f"upright steps: {sum(upright)}"
 
 
+# The LNN's assertion holds at seeds 0, 1 and 3 and fails at 2 and 4 (docs/learning.md, physics)
+_LNN_FAILS = "the LNN's learned d2L/dqd2 is indefinite on every training state"
+LNN_SEEDS = [
+    0,
+    1,
+    3,
+    pytest.param(2, marks=pytest.mark.xfail(strict=False, reason=f"{_LNN_FAILS}: runs away")),
+    pytest.param(4, marks=pytest.mark.xfail(strict=False, reason=f"{_LNN_FAILS}: 13.8 vs 21.5")),
+]
+
+
 @pytest.mark.slow
-def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seed", LNN_SEEDS)
+def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(
+    tmp_path: Path, seed: int
+) -> None:
     """LNN vs baseline MLP, same data, width and budget, 1,000 steps (10x the episodes).
 
     Narrower than ``physics:lnn`` (hidden 128, 33,793 parameters, not 724,801) so that 5,000
     updates fit the CPU budget: a full-width update takes 0.41 s at one thread, 5,000 of them
     34 min. Same architecture otherwise, with the reference's initialisation (``init: lnn``)
     and its targets: both models regress the exact ``dx/dt`` the environment records
-    (``derivative_target: exact``, the preset's default).
+    (``derivative_target: exact``, the preset's default). Deterministic on CPU at one thread.
 
-    Runs at the default seed 0 (deterministic on CPU at one thread), where it passes (energy MSE
-    0.893 vs 429). Not robust across seeds: seeds 1 and 3 pass too (5.33 vs 53.8, 1.49 vs 16.3),
-    seeds 2 (two starts run away) and 4 (13.8 vs 21.5) fail, their learned d2L/dqd2 indefinite on
-    every training state (docs/learning.md, physics); issue 18 stays open for that.
+    Measured energy MSE, LNN vs baseline: seed 0 0.893 vs 429, 1 5.33 vs 53.8 and 3 1.49 vs 16.3
+    pass (1 and 3 barely: 10x is asked); 2 runs away on two starts and 4 gives 13.8 vs 21.5. At 2
+    and 4 the learned ``d2L/dqd2`` is indefinite on every training state. Ours
+    ``definite_mass_coef=1`` (a hinge keeping it positive definite) makes every seed definite
+    and removes the runaway, but passes 0, 1 and 4 and fails 2 (10.3 vs 2.65) and 3 (1.92 vs
+    16.3): it is not used here.
     """
     from worldflux.models.physics.analysis import compare
 
     # 50 episodes of 100 steps of dt 0.01 with their exact derivatives, 5,000 updates
     data = ["env=physics_double_pendulum", "env.dt=0.01", "env.substeps=10", "model.dt=0.01",
             "model.hidden_dim=128", "data.prefill=5000", "data.env_steps=5100",
-            "data.train_ratio=12800"]  # fmt: skip
+            "data.train_ratio=12800", f"seed={seed}"]  # fmt: skip
     runs = {
         name: _train(tmp_path / name, "model=physics/lnn", f"model.baseline={flag}", *data)
         for name, flag in (("lnn", "false"), ("baseline", "true"))
