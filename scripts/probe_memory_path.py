@@ -9,6 +9,8 @@ posteriors (``model.observe`` with the recorded actions), it prints:
   row's action replaced, everything else as recorded), mean over the scored rows, and ``acc``,
   the fraction of scored rows where the right answer gets the higher predicted reward. A world
   model that ties the reward to the remembered symbol gives gap ~2 and acc 1; chance is acc 0.5.
+* ``imagined``: the same gap and fraction for the reward that imagination predicts: one prior
+  step from the posterior state of the row the answer is chosen at (the actor's signal).
 * ``lag k`` (``k = 0..lags``): held-out accuracy of a ridge-regression linear probe from the answer row's features
   to the symbol shown ``k`` rows before it (``k = 1``: the symbol the answer was chosen at,
   which the transition into the answer row reads directly; ``k = delay + 1``: the symbol the
@@ -93,21 +95,49 @@ def reward_gap(model, eps: dict[str, torch.Tensor], delay: int, cues: int) -> tu
             answer = (target + shift) % cues
             variant["action"][:, answer_row] = torch.nn.functional.one_hot(answer, cues).float()
             states = observe(model, variant, seed=answer_row)
-            keep = {k: states[k][:, answer_row] for k in ("deter", "stoch", "hidden") if k in states}
+            keep = {
+                k: states[k][:, answer_row] for k in ("deter", "stoch", "hidden") if k in states
+            }
             preds.append(model.decode(keep)["reward"].reshape(n))
         gaps.append(preds[0] - preds[1])
     gap = torch.stack(gaps)
     return float(gap.mean()), float((gap > 0).float().mean())
 
 
-def ridge_accuracy(x: torch.Tensor, y: torch.Tensor, cues: int, fit: int, lam: float = 1e-2) -> float:
+@torch.no_grad()
+def imagined_gap(model, eps: dict[str, torch.Tensor], delay: int, cues: int) -> tuple[float, float]:
+    """The same for the actor's signal: the reward of the prior step taken from the posterior
+    state of the row the answer is chosen at (what imagination predicts for the answer)."""
+    states = observe(model, eps)
+    sym = eps["obs"][..., :cues].argmax(-1)
+    n, t = sym.shape
+    gaps = []
+    for row in range(delay, t - 1):  # the answer chosen at `row` names sym[row - delay]
+        start = {k: states[k][:, row] for k in ("deter", "stoch", "hidden") if k in states}
+        preds = []
+        for shift in (0, 1):
+            answer = (sym[:, row - delay] + shift) % cues
+            torch.manual_seed(row)  # the same prior samples for both answers
+            nxt = model.transition(start, torch.nn.functional.one_hot(answer, cues).float())
+            keep = {k: nxt[k] for k in ("deter", "stoch", "hidden") if k in nxt}
+            preds.append(model.decode(keep)["reward"].reshape(n))
+        gaps.append(preds[0] - preds[1])
+    gap = torch.stack(gaps)
+    return float(gap.mean()), float((gap > 0).float().mean())
+
+
+def ridge_accuracy(
+    x: torch.Tensor, y: torch.Tensor, cues: int, fit: int, lam: float = 1e-2
+) -> float:
     """Held-out accuracy of a one-vs-all ridge probe ``x (N, F) -> y (N,)`` fit on ``fit`` rows."""
     x = x.double()
     mean, std = x[:fit].mean(0), x[:fit].std(0) + 1e-6
     x = torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], 1)
     target = torch.nn.functional.one_hot(y, cues).double() * 2 - 1
     a = x[:fit]
-    w = torch.linalg.solve(a.T @ a + lam * fit * torch.eye(a.shape[1], dtype=x.dtype), a.T @ target[:fit])
+    w = torch.linalg.solve(
+        a.T @ a + lam * fit * torch.eye(a.shape[1], dtype=x.dtype), a.T @ target[:fit]
+    )
     return float(((x[fit:] @ w).argmax(-1) == y[fit:]).double().mean())
 
 
@@ -166,24 +196,36 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(args.seed)
     replay = collect(args, args.steps, args.seed)
-    test = episodes(collect(args, args.heldout * (args.ep_length + 1), 10_000 + args.seed), args.ep_length)
+    test = episodes(
+        collect(args, args.heldout * (args.ep_length + 1), 10_000 + args.seed), args.ep_length
+    )
     model = build(args)
-    print(f"{args.model}: {sum(q.numel() for q in model.parameters())} parameters, "
-          f"{len(test['obs'])} held-out episodes, mode {args.mode} delay {args.delay}", flush=True)
+    print(
+        f"{args.model}: {sum(q.numel() for q in model.parameters())} parameters, "
+        f"{len(test['obs'])} held-out episodes, mode {args.mode} delay {args.delay}",
+        flush=True,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     start = time.perf_counter()
     for step in range(0, args.updates + 1):
         if step % args.every == 0 or step == args.updates:
             model.eval()
             gap, acc = reward_gap(model, test, args.delay, args.cues)
+            igap, iacc = imagined_gap(model, test, args.delay, args.cues)
             lags = lag_probes(model, test, args.cues, args.lags)
             model.train()
-            print(f"update {step} ({time.perf_counter() - start:.0f} s) reward gap {gap:+.3f} "
-                  f"acc {acc:.3f} | lag 0..{args.lags} probe: "
-                  + " ".join(f"{k} {v}" for k, v in lags.items()), flush=True)
+            print(
+                f"update {step} ({time.perf_counter() - start:.0f} s) reward gap {gap:+.3f} "
+                f"acc {acc:.3f} imagined {igap:+.3f} acc {iacc:.3f} | lag 0..{args.lags} probe: "
+                + " ".join(f"{k} {v}" for k, v in lags.items()),
+                flush=True,
+            )
         if step == args.updates:
             break
-        batch = {k: torch.as_tensor(np.asarray(v)) for k, v in replay.sample(args.batch, args.length).items()}
+        batch = {
+            k: torch.as_tensor(np.asarray(v))
+            for k, v in replay.sample(args.batch, args.length).items()
+        }
         loss = wm_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()

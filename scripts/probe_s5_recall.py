@@ -88,8 +88,11 @@ def main() -> None:
             if args.core == "s5":
                 dt = torch.cat([la.log_step.exp().flatten() for la in model.core.layers])
                 extra = f" dt in [{dt.min():.4f}, {dt.max():.4f}] median {dt.median():.4f}"
-            print(f"update {step} ({time.perf_counter() - start:.0f} s) held-out acc "
-                  f"{acc:.3f}{extra}", flush=True)
+            print(
+                f"update {step} ({time.perf_counter() - start:.0f} s) held-out acc "
+                f"{acc:.3f}{extra}",
+                flush=True,
+            )
         if step == args.updates:
             break
         sym = torch.randint(0, args.cues, (args.batch, args.length))

@@ -142,7 +142,22 @@ def test_ssm_ci_recalls_the_cue(tmp_path: Path, delay: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0])
+@pytest.mark.parametrize(
+    "delay",
+    [
+        0,
+        pytest.param(
+            2,
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="measured: 51% on 100 held-out episodes after 2,000 updates; the world "
+                "model never writes the symbol 2 steps back into deter (linear probe at chance) "
+                "because only the answer's reward, an answer x symbol product through a "
+                "zero-initialised head, depends on it (docs/learning.md, ssm, Memory path)",
+            ),
+        ),
+    ],
+)
 def test_ssm_ci_repeats_the_symbol(tmp_path: Path, delay: int) -> None:
     returns = train([*REPEAT, f"env.delay={delay}"], tmp_path)
     scored = 16 - delay

@@ -68,7 +68,6 @@ def test_imagined_steps_continue_the_observed_sequence() -> None:
         nxt = model.dynamics.img_step(start, traj["action"][:, 0])
         # imagining from the posterior at t under the recorded action t + 1 gives the filtered
         # deter and S5 state at t + 1 (the prior's sample differs, the recurrence does not)
-        b, t = batch["first"].shape
         cont = model.dynamics.img_step(
             {k: v[:, :-1].flatten(0, 1) for k, v in post.items()},
             batch["action"][:, 1:].flatten(0, 1),
