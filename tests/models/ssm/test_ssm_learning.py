@@ -14,6 +14,11 @@ Slow: 20 to 60 minutes each on one CPU thread. ``ssm:ci`` must answer the query 
   16 of 16 at updates 1,750 and 2,000, and from 1,000 on with seed=1; 100 held-out episodes,
   1,600 answers, all right).
 
+* Repeat mode, delay 2: with the preset's S5 layers (8 blocks of 2 states) not reached in 2,000
+  updates (xfail). With one 16-state HiPPO block and steps in [0.1, 1] (``SPECTRUM``), 12,000
+  updates: recorded passing (evaluation return 14 of 14 from update 8,000 on; 100 held-out
+  episodes, 1,400 answers, all right; 21 minutes).
+
 The issue's comparison (a delay where ``dreamerv3:size1m`` stays near chance and ``ssm:ci``
 succeeds at the same budget) is not encoded: measured with the same repeat-mode command, budget
 and world-model learning rate, ``dreamerv3:size1m`` learns delay 0 too, and sooner (97.9% on 100
@@ -142,7 +147,22 @@ def test_ssm_ci_recalls_the_cue(tmp_path: Path, delay: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0])
+@pytest.mark.parametrize(
+    "delay",
+    [
+        0,
+        pytest.param(
+            2,
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="measured: 51% on 100 held-out episodes after 2,000 updates and 47% after "
+                "12,000: the preset's S5 layers (8 HiPPO blocks of 2 states, dt <= 0.1) start as "
+                "near-integrators, so the world model never holds the symbol 2 steps back and "
+                "stays in the reward's XOR plateau (docs/learning.md, ssm, Memory path)",
+            ),
+        ),
+    ],
+)
 def test_ssm_ci_repeats_the_symbol(tmp_path: Path, delay: int) -> None:
     returns = train([*REPEAT, f"env.delay={delay}"], tmp_path)
     scored = 16 - delay
@@ -161,3 +181,17 @@ def test_ssm_ci_recalls_the_cue_after_a_delay_of_8(tmp_path: Path) -> None:
     returns = train(COMMAND, tmp_path)
     # success rate (return + 1) / 2: chance is 50%; require at least 80% at the end
     assert returns[-1] >= 0.6, returns
+
+
+#: ``ssm:ci`` with one 16-state HiPPO block and S5 steps in [0.1, 1] (docs/learning.md, ssm,
+#: "Memory path"): the preset's 8 blocks of 2 states start as near-integrators that cannot tell
+#: one past step from the next, which keeps the world model in the plateau at delay 2.
+SPECTRUM = ["model.dynamics.blocks=1", "model.dynamics.dt_min=0.1", "model.dynamics.dt_max=1.0"]
+
+
+@pytest.mark.slow
+def test_ssm_ci_with_a_16_state_block_repeats_the_symbol_2_steps_back(tmp_path: Path) -> None:
+    args = [*REPEAT, *SPECTRUM, "env.delay=2", "data.env_steps=24500", "eval.every=1000"]
+    returns = train(args, tmp_path)
+    # 12,000 updates; success rate (return / 14 + 1) / 2: chance 50%; require at least 80%
+    assert returns[-1] >= 0.6 * 14, returns
