@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,16 @@ def test_actor_critic_imagines_with_the_configured_sampler(
     model.phase_loss("actor_critic", _batch(1, 4), {})
     assert seen == [(1 + (sampler == "heun"), steps)] * 2
     assert len(count) == 2 * calls  # Heun: two evaluations a step, Euler's at the last
+
+
+def test_a_reward_sequence_shorter_than_imagination_warns() -> None:
+    """Raising the horizon alone left the reward/termination model training on 7 transitions and
+    reading 11 in imagination (docs/learning.md, diffusion item 12): the config says so."""
+    from worldflux import get_config
+
+    with pytest.warns(UserWarning, match=r"model\.rew_end_batch_length=12"):
+        get_config("diffusion:ci", horizon=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_config("diffusion:ci", horizon=8, rew_end_batch_length=12)
+        get_config("diffusion:base")

@@ -8,6 +8,7 @@ are ``_target_`` nodes holding their widths; image and action sizes are passed a
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -206,6 +207,16 @@ class DiffusionConfig(WorldModelConfig):
         if self.rew_end_batch_length < 2:
             raise ConfigError(
                 f"rew_end_batch_length must be >= 2 (one transition), got {self.rew_end_batch_length}"
+            )
+        reads = self.horizon + self.num_steps_conditioning
+        if self.rew_end_batch_length < reads:
+            warnings.warn(
+                f"rew_end_batch_length={self.rew_end_batch_length} is shorter than horizon + "
+                f"num_steps_conditioning = {reads}, the sequence the reward/termination model reads "
+                f"in imagination; it will be trained on shorter sequences than it is used on "
+                f"(DIAMOND trains on horizon + n; set model.rew_end_batch_length={reads})",
+                UserWarning,
+                stacklevel=2,
             )
         if self.s_tmin > self.s_tmax:
             raise ConfigError(f"s_tmin must be <= s_tmax, got {self.s_tmin} > {self.s_tmax}")
