@@ -110,14 +110,8 @@ def main() -> None:
     replay = collect(args.delay, args.steps, args.seed)
     import yaml
 
-    overrides: dict = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        node = overrides
-        *path, leaf = key.split(".")
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+    # dotted keys (dynamics.dt_min=0.1) are config overrides as they stand
+    overrides = {key: yaml.safe_load(value) for key, value in (i.split("=", 1) for i in args.set)}
     model = create_world_model(
         args.model,
         obs_shape=(3,),

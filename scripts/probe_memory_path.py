@@ -164,14 +164,8 @@ def lag_probes(model, eps: dict[str, torch.Tensor], cues: int, lags: int) -> dic
 
 
 def build(args: argparse.Namespace):
-    overrides: dict = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        node = overrides
-        *path, leaf = key.split(".")
-        for part in path:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+    # dotted keys (dynamics.dt_min=0.1) are config overrides as they stand
+    overrides = {key: yaml.safe_load(value) for key, value in (i.split("=", 1) for i in args.set)}
     spec = {"kind": "discrete", "dim": args.cues, "num_actions": args.cues}
     return create_world_model(args.model, obs_shape=(args.cues + 1,), action_spec=spec, **overrides)
 
