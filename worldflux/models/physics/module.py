@@ -146,8 +146,7 @@ class Physics(WorldModel):
         c = self.config
         if c.kind != "lnn" or c.baseline:
             raise ConfigError(f"a mass matrix needs kind 'lnn' without baseline, got {c.kind!r}")
-        field, mass = dynamics.lagrangian_field(self.field_net, x, c.angle_wrap, return_mass=True)
-        return field, mass
+        return dynamics.lagrangian_field(self.field_net, x, c.angle_wrap, return_mass=True)
 
     def _force(self, action: Tensor | None, x: Tensor) -> Tensor:
         if action is None:
