@@ -19,11 +19,11 @@ Slow: 20 to 60 minutes each on one CPU thread. ``ssm:ci`` must answer the query 
   updates: recorded passing (evaluation return 14 of 14 from update 8,000 on; 100 held-out
   episodes, 1,400 answers, all right; 21 minutes).
 
-The issue's comparison (a delay where ``dreamerv3:size1m`` stays near chance and ``ssm:ci``
-succeeds at the same budget) is not encoded: measured with the same repeat-mode command, budget
-and world-model learning rate, ``dreamerv3:size1m`` learns delay 0 too, and sooner (97.9% on 100
-held-out episodes at 1,000 updates), and ``ssm:ci`` does not learn delay 2 in 2,000 updates
-(docs/learning.md, ssm, "Repeat mode").
+The issue's comparison (a delay where ``dreamerv3:size1m`` stays near chance and a small R2I
+preset succeeds at the same budget) is ``test_memory_comparison.py``: delay 4, where ``ssm:memory``
+(this file's ``SPECTRUM`` setting as a preset) answers all right and ``dreamerv3:size1m`` stays
+at chance. At delay 0 ``dreamerv3:size1m`` learns too, and sooner (97.9% on 100 held-out episodes
+at 1,000 updates; docs/learning.md, ssm, "Repeat mode").
 """
 
 from __future__ import annotations
