@@ -145,3 +145,31 @@ def test_definite_mass_hinge_refuses_what_it_cannot_apply(overrides: dict) -> No
         create_world_model("physics:lnn", hidden_dim=8, definite_mass_coef=1.0, **overrides)
     with pytest.raises(ConfigError, match="definite_mass_coef"):
         create_world_model("physics:base", hidden_dim=8, definite_mass_coef=1.0)
+
+
+def test_energy_range_draws_uniform_starts_of_those_energies() -> None:
+    """``energy_range`` keeps the box's uniform draws whose energy lies in it (the slow LNN test's
+    training states: the LNN reference's box, at the held-out starts' energies)."""
+    box = {"angle_range": [-math.pi, math.pi], "speed_range": [-10, 10]}
+    env = PhysicsEnv("double_pendulum", dt=0.01, energy_range=[-30, 1], seed=0, **box)
+    starts = np.stack([env.reset()["obs"] for _ in range(400)]).astype(np.float64)
+    energy = double_pendulum_energy(starts)
+    assert energy.max() <= 1 + 1e-4 and np.abs(starts[:, 2:]).max() > 6
+    # the same share above -10 as the uniform box filtered independently (~43%)
+    rng = np.random.default_rng(1)
+    draws = np.concatenate([rng.uniform(-math.pi, math.pi, (20000, 2)),
+                            rng.uniform(-10, 10, (20000, 2))], 1)  # fmt: skip
+    kept = double_pendulum_energy(draws)
+    kept = kept[kept <= 1]
+    assert abs((energy > -10).mean() - (kept > -10).mean()) < 0.08
+    # without it, the starts are the box's first draws, as before the option existed
+    rng = np.random.default_rng(3)
+    plain = PhysicsEnv("double_pendulum", seed=3).reset()["obs"]
+    want = np.concatenate([rng.uniform(-math.pi / 2, math.pi / 2, 2), rng.uniform(-0.5, 0.5, 2)])
+    assert np.allclose(plain, want)
+    for bad in ({"energy_range": [1.0, 0.0]}, {"energy_range": [0.0]},
+                {"energy_range": [0.0, 1.0], "system": "pendulum"}):  # fmt: skip
+        with pytest.raises(ConfigError, match="energy_range"):
+            PhysicsEnv(**{"system": "double_pendulum", **bad})
+    with pytest.raises(ConfigError, match="no double-pendulum start"):
+        PhysicsEnv("double_pendulum", energy_range=[100, 200], seed=0).reset()
