@@ -173,3 +173,33 @@ def test_energy_range_draws_uniform_starts_of_those_energies() -> None:
             PhysicsEnv(**{"system": "double_pendulum", **bad})
     with pytest.raises(ConfigError, match="no double-pendulum start"):
         PhysicsEnv("double_pendulum", energy_range=[100, 200], seed=0).reset()
+
+
+def test_burn_in_starts_episodes_mid_trajectory() -> None:
+    """``burn_in`` advances each drawn start by unobserved steps: the first observation is the
+    state that many steps along the same trajectory."""
+    zero = np.zeros(1, np.float32)
+    for system in ("spring", "double_pendulum"):
+        burnt = PhysicsEnv(system, dt=0.05, substeps=5, burn_in=[3, 3], seed=0)
+        plain = PhysicsEnv(system, dt=0.05, substeps=5, seed=0)
+        first, _ = burnt.reset()["obs"], plain.reset()
+        for _ in range(3):
+            want = plain.step(zero)[0]["obs"]
+        assert np.allclose(first, want, atol=1e-6)
+    # the step count is a uniform integer in [low, high], drawn after the start (spring: exact
+    # rotation by 2 dt per step)
+    spread, counts = PhysicsEnv("spring", dt=0.05, burn_in=[0, 40], seed=0), []
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        direction, scale = rng.uniform(-1, 1, 2), rng.uniform(0.1, 1.0)
+        start, k = direction / np.linalg.norm(direction) * scale, int(rng.integers(0, 41))
+        c, s_ = np.cos(2 * 0.05 * k), np.sin(2 * 0.05 * k)
+        want = np.array([c * start[0] + s_ * start[1], c * start[1] - s_ * start[0]])
+        assert np.allclose(spread.reset()["obs"], want, atol=1e-6)
+        counts.append(k)
+    assert len(set(counts)) > 15
+    for bad in ([-1, 2], [3, 1], [1]):
+        with pytest.raises(ConfigError, match="burn_in"):
+            PhysicsEnv("double_pendulum", burn_in=bad)
+    with pytest.raises(ConfigError, match="burn_in"):
+        PhysicsEnv("torque_pendulum", burn_in=[0, 1])
