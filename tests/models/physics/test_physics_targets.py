@@ -193,6 +193,7 @@ def test_burn_in_starts_episodes_mid_trajectory() -> None:
     for _ in range(30):
         direction, scale = rng.uniform(-1, 1, 2), rng.uniform(0.1, 1.0)
         start, k = direction / np.linalg.norm(direction) * scale, int(rng.integers(0, 41))
+        rng.standard_normal(2)  # the observation noise's draw (noise_std 0)
         c, s_ = np.cos(2 * 0.05 * k), np.sin(2 * 0.05 * k)
         want = np.array([c * start[0] + s_ * start[1], c * start[1] - s_ * start[0]])
         assert np.allclose(spread.reset()["obs"], want, atol=1e-6)
