@@ -15,7 +15,13 @@ by default; errors far below float32 resolution over an episode). Initial states
 references: a random direction in ``(q, p)`` scaled to a radius drawn from ``radius``; the double
 pendulum's angles and speeds are uniform in ``angle_range`` and ``speed_range`` (defaults: angles
 within +-pi/2, speeds within +-0.5; the LNN reference's training states are angles in
-``[0, 2 pi)`` and speeds in ``[-10, 10]``, its ``get_derivative_dataset``).
+``[0, 2 pi)`` and speeds in ``[-10, 10]``, its ``get_derivative_dataset``). ``energy_range``
+(ours) keeps only the drawn starts whose energy lies in ``[low, high]`` (rejection sampling, so
+the starts are uniform over the part of the box at those energies): with short episodes, training
+states that cover the states of given energies, as the reference's uniform box does.
+``burn_in: [low, high]`` (ours, autonomous systems) advances each drawn start by a uniform number of
+unobserved steps in ``[low, high]`` before the episode begins: with short episodes, training states
+spread over the whole of long trajectories from the start distribution.
 Autonomous systems take a one-dimensional action that has no effect and give reward 0; the
 torque pendulum's reward is the swing-up cost ``-(wrap(q - pi)^2 + 0.1 p^2 + 0.001 tau^2)``.
 ``gym_pendulum`` is gymnasium's ``Pendulum-v1`` (extra ``worldflux[gym]``) observed in canonical
@@ -42,6 +48,8 @@ from worldflux.errors import ConfigError
 
 SYSTEMS = ("spring", "pendulum", "double_pendulum", "torque_pendulum", "gym_pendulum")
 AUTONOMOUS = ("spring", "pendulum", "double_pendulum")
+#: Draws of a double-pendulum start before ``energy_range`` is declared out of the box's reach.
+MAX_DRAWS = 10_000
 
 
 def spring_energy(x: np.ndarray) -> np.ndarray:
@@ -103,6 +111,10 @@ class PhysicsEnv(Env):
         gravity, max_torque: torque pendulum constants.
         angle_range, speed_range: double pendulum: ``[low, high]`` of the uniform initial angles
             and angular speeds (both coordinates).
+        energy_range: double pendulum: ``[low, high]`` of the initial energy (``None``: any); starts
+            are redrawn from the box until their energy lies in it.
+        burn_in: ``[low, high]`` unobserved steps (uniform integer) from the drawn start to the
+            episode's first state (autonomous systems; ``None``: none).
         record_derivative: record the exact ``dx/dt`` of each observed state (``state_dot``;
             ``spring``, ``pendulum`` and ``double_pendulum`` with vector observations).
         seed: seed of the initial states and noise.
@@ -122,6 +134,8 @@ class PhysicsEnv(Env):
         max_torque: float = 4.0,
         angle_range: tuple[float, float] | list[float] = (-np.pi / 2, np.pi / 2),
         speed_range: tuple[float, float] | list[float] = (-0.5, 0.5),
+        energy_range: tuple[float, float] | list[float] | None = None,
+        burn_in: tuple[int, int] | list[int] | None = None,
         record_derivative: bool = False,
         seed: int | None = None,
     ) -> None:
@@ -139,6 +153,23 @@ class PhysicsEnv(Env):
         for name, rng in (("angle_range", angle_range), ("speed_range", speed_range)):
             if len(rng) != 2 or not (np.isfinite(rng).all() and rng[0] <= rng[1]):
                 raise ConfigError(f"{name} must be finite [low, high] with low <= high, got {rng}")
+        if energy_range is not None and (
+            system != "double_pendulum"
+            or len(energy_range) != 2
+            or np.isnan(energy_range).any()
+            or not energy_range[0] <= energy_range[1]
+        ):
+            raise ConfigError(
+                "energy_range must be [low, high] with low <= high (double_pendulum only), got "
+                f"{energy_range} for system={system!r}"
+            )
+        if burn_in is not None and (
+            system not in AUTONOMOUS or len(burn_in) != 2 or not 0 <= burn_in[0] <= burn_in[1]
+        ):
+            raise ConfigError(
+                f"burn_in must be [low, high] steps with 0 <= low <= high (autonomous systems "
+                f"{AUTONOMOUS} only), got {burn_in} for system={system!r}"
+            )
         if init not in ("random", "bottom"):
             raise ConfigError(f"init must be 'random' or 'bottom', got {init!r}")
         if record_derivative and (system not in AUTONOMOUS or obs != "vector"):
@@ -151,6 +182,8 @@ class PhysicsEnv(Env):
         self.max_steps, self.radius, self.noise_std = int(max_steps), tuple(radius), noise_std
         self.init, self.gravity, self.max_torque = init, float(gravity), float(max_torque)
         self.angle_range, self.speed_range = tuple(angle_range), tuple(speed_range)
+        self.energy_range = None if energy_range is None else tuple(map(float, energy_range))
+        self.burn_in = None if burn_in is None else (int(burn_in[0]), int(burn_in[1]))
         self._gym = self._make_gym() if system == "gym_pendulum" else None
         dim = 4 if system == "double_pendulum" else 2
         space = ObsSpace("image", (2, 28, 28)) if obs == "pixels" else ObsSpace("vector", (dim,))
@@ -221,8 +254,16 @@ class PhysicsEnv(Env):
 
     def _initial(self) -> np.ndarray:
         if self.system == "double_pendulum":
-            angles = self._rng.uniform(*self.angle_range, 2)
-            return np.concatenate([angles, self._rng.uniform(*self.speed_range, 2)])
+            for _ in range(MAX_DRAWS):
+                angles = self._rng.uniform(*self.angle_range, 2)
+                x = np.concatenate([angles, self._rng.uniform(*self.speed_range, 2)])
+                low, high = self.energy_range or (-np.inf, np.inf)
+                if low <= double_pendulum_energy(x) <= high:
+                    return x
+            raise ConfigError(
+                f"no double-pendulum start with energy in {self.energy_range} in {MAX_DRAWS} draws "
+                f"from angle_range={self.angle_range}, speed_range={self.speed_range}"
+            )
         if self.system == "gym_pendulum":  # Pendulum-v1's reset: theta in [-pi, pi], speed [-1, 1]
             upright = self.init == "bottom"
             theta = (
@@ -244,6 +285,9 @@ class PhysicsEnv(Env):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self.state = self._initial()
+        if self.burn_in is not None:  # unobserved steps: the episode starts mid-trajectory
+            for _ in range(int(self._rng.integers(self.burn_in[0], self.burn_in[1] + 1))):
+                self.state = self.advance(self.state)
         self._t = 0
         if self.obs_kind != "pixels":
             return self._observe(self._frame)

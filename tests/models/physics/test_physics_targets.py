@@ -145,3 +145,62 @@ def test_definite_mass_hinge_refuses_what_it_cannot_apply(overrides: dict) -> No
         create_world_model("physics:lnn", hidden_dim=8, definite_mass_coef=1.0, **overrides)
     with pytest.raises(ConfigError, match="definite_mass_coef"):
         create_world_model("physics:base", hidden_dim=8, definite_mass_coef=1.0)
+
+
+def test_energy_range_draws_uniform_starts_of_those_energies() -> None:
+    """``energy_range`` keeps the box's uniform draws whose energy lies in it (the slow LNN test's
+    training states: the LNN reference's box, at the held-out starts' energies)."""
+    box = {"angle_range": [-math.pi, math.pi], "speed_range": [-10, 10]}
+    env = PhysicsEnv("double_pendulum", dt=0.01, energy_range=[-30, 1], seed=0, **box)
+    starts = np.stack([env.reset()["obs"] for _ in range(400)]).astype(np.float64)
+    energy = double_pendulum_energy(starts)
+    assert energy.max() <= 1 + 1e-4 and np.abs(starts[:, 2:]).max() > 6
+    # the same share above -10 as the uniform box filtered independently (~43%)
+    rng = np.random.default_rng(1)
+    draws = np.concatenate([rng.uniform(-math.pi, math.pi, (20000, 2)),
+                            rng.uniform(-10, 10, (20000, 2))], 1)  # fmt: skip
+    kept = double_pendulum_energy(draws)
+    kept = kept[kept <= 1]
+    assert abs((energy > -10).mean() - (kept > -10).mean()) < 0.08
+    # without it, the starts are the box's first draws, as before the option existed
+    rng = np.random.default_rng(3)
+    plain = PhysicsEnv("double_pendulum", seed=3).reset()["obs"]
+    want = np.concatenate([rng.uniform(-math.pi / 2, math.pi / 2, 2), rng.uniform(-0.5, 0.5, 2)])
+    assert np.allclose(plain, want)
+    for bad in ({"energy_range": [1.0, 0.0]}, {"energy_range": [0.0]},
+                {"energy_range": [0.0, 1.0], "system": "pendulum"}):  # fmt: skip
+        with pytest.raises(ConfigError, match="energy_range"):
+            PhysicsEnv(**{"system": "double_pendulum", **bad})
+    with pytest.raises(ConfigError, match="no double-pendulum start"):
+        PhysicsEnv("double_pendulum", energy_range=[100, 200], seed=0).reset()
+
+
+def test_burn_in_starts_episodes_mid_trajectory() -> None:
+    """``burn_in`` advances each drawn start by unobserved steps: the first observation is the
+    state that many steps along the same trajectory."""
+    zero = np.zeros(1, np.float32)
+    for system in ("spring", "double_pendulum"):
+        burnt = PhysicsEnv(system, dt=0.05, substeps=5, burn_in=[3, 3], seed=0)
+        plain = PhysicsEnv(system, dt=0.05, substeps=5, seed=0)
+        first, _ = burnt.reset()["obs"], plain.reset()
+        for _ in range(3):
+            want = plain.step(zero)[0]["obs"]
+        assert np.allclose(first, want, atol=1e-6)
+    # the step count is a uniform integer in [low, high], drawn after the start (spring: exact
+    # rotation by 2 dt per step)
+    spread, counts = PhysicsEnv("spring", dt=0.05, burn_in=[0, 40], seed=0), []
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        direction, scale = rng.uniform(-1, 1, 2), rng.uniform(0.1, 1.0)
+        start, k = direction / np.linalg.norm(direction) * scale, int(rng.integers(0, 41))
+        rng.standard_normal(2)  # the observation noise's draw (noise_std 0)
+        c, s_ = np.cos(2 * 0.05 * k), np.sin(2 * 0.05 * k)
+        want = np.array([c * start[0] + s_ * start[1], c * start[1] - s_ * start[0]])
+        assert np.allclose(spread.reset()["obs"], want, atol=1e-6)
+        counts.append(k)
+    assert len(set(counts)) > 15
+    for bad in ([-1, 2], [3, 1], [1]):
+        with pytest.raises(ConfigError, match="burn_in"):
+            PhysicsEnv("double_pendulum", burn_in=bad)
+    with pytest.raises(ConfigError, match="burn_in"):
+        PhysicsEnv("torque_pendulum", burn_in=[0, 1])
