@@ -1,6 +1,5 @@
 """``ssm:memory`` is ``ssm:ci`` with the recorded memory setting, and the two memory experiments
-give both models the same task, data and budget (what docs/learning.md, ssm, "Delay 4: the
-comparison" and the slow ``test_memory_comparison.py`` rely on)."""
+give both models the same task, data and budget (what docs/learning.md, ssm, "Delay 4" and the slow ``test_ssm_memory_learning.py`` rely on)."""
 
 from __future__ import annotations
 
