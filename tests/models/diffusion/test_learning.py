@@ -9,7 +9,7 @@ The command runs at the default seed 0 (training on CPU at one thread is determi
 reference's reward/termination LSTM width (512) and sequence length (horizon + n) it passes at
 seed 0 (+4.00 over 50 episodes) and seed 1 (+2.24), where without them seed 1 failed (-1.88:
 its 16-unit reward head was still on its plateau when the actor-critic started; docs/learning.md,
-diffusion items 10-12). Seed 2 passed (+3.92) only without them; it was not rerun.
+diffusion items 10-12), and at seed 2 (+3.96; +3.92 without them).
 """
 
 from __future__ import annotations
