@@ -257,7 +257,9 @@ class PhysicsEnv(Env):
             for _ in range(MAX_DRAWS):
                 angles = self._rng.uniform(*self.angle_range, 2)
                 x = np.concatenate([angles, self._rng.uniform(*self.speed_range, 2)])
-                low, high = self.energy_range or (-np.inf, np.inf)
+                if self.energy_range is None:
+                    return x
+                low, high = self.energy_range
                 if low <= double_pendulum_energy(x) <= high:
                     return x
             raise ConfigError(
