@@ -255,6 +255,7 @@ class Tokenizer(nn.Module):
             norm_groups=norm_groups,
         )
         self.vocab_size = vocab_size
+        self.down = 2 ** (len(ch_mult) - 1)  # frame pixels per token side
         self.encoder = Encoder(**knobs)
         self.pre_quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
         self.embedding = nn.Embedding(vocab_size, embed_dim)
@@ -266,7 +267,7 @@ class Tokenizer(nn.Module):
     def encode(self, x: Tensor) -> Quantized:
         """Quantise frames ``(..., 3, H, W)`` in ``[-1, 1]`` to their nearest codes."""
         lead = x.shape[:-3]
-        z = self.pre_quant_conv(self.encoder(x.reshape(-1, *x.shape[-3:])))
+        z = self.pre_quant_conv(self.features(x.reshape(-1, *x.shape[-3:])))
         n, e, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, e)
         codes = self.embedding.weight
@@ -276,6 +277,10 @@ class Tokenizer(nn.Module):
         return Quantized(
             z.reshape(*lead, e, h, w), z_q.reshape(*lead, e, h, w), tokens.reshape(*lead, h * w)
         )
+
+    def features(self, x: Tensor) -> Tensor:
+        """The encoder's output ``(N, z_channels, h, w)`` of frames ``(N, 3, H, W)``."""
+        return self.encoder(x)
 
     def decode(self, z_q: Tensor) -> Tensor:
         """Frames ``(..., 3, H, W)`` (about ``[-1, 1]``) from codes ``(..., E, h, w)``."""
@@ -293,3 +298,28 @@ class Tokenizer(nn.Module):
         """``z``, ``z_q`` and the reconstruction (straight-through) of frames in ``[-1, 1]``."""
         q = self.encode(x)
         return q.z, q.z_q, self.decode(q.z + (q.z_q - q.z).detach())
+
+
+class CellTokenizer(Tokenizer):
+    """IRIS's tokenizer with every token encoded from its own cell of the frame only.
+
+    Not IRIS: a worldflux option for small grid worlds, chosen by swapping the component
+    (``model/token/tokenizer@model.tokenizer=vqvae_cell``); ``token:base`` keeps IRIS's encoder.
+    The parameters are IRIS's, name for name; only what the encoder sees changes. Each
+    ``down x down`` cell (``down = 2^(len(ch_mult) - 1)``, the pixels of one token) goes through
+    the encoder as a frame of its own, so its GroupNorms, attention and 3x3 convolutions never
+    mix neighbouring cells. A cell's code then depends on that cell's pixels alone: on Catch
+    every black cell gets one code, wherever the ball and paddle are. With IRIS's whole-frame
+    encoder black cells spread over 14-25 context-dependent codes (docs/learning.md, token),
+    which lets a world model's early tokens of a frame fix where the paddle is before the
+    paddle's own tokens are sampled. The decoder still sees the whole token grid.
+    """
+
+    def features(self, x: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` -> ``(N, z_channels, H / down, W / down)``, one cell at a time."""
+        n, c, height, width = x.shape
+        d = self.down
+        h, w = height // d, width // d
+        cells = x.reshape(n, c, h, d, w, d).permute(0, 2, 4, 1, 3, 5).reshape(n * h * w, c, d, d)
+        z = self.encoder(cells)  # (N h w, Z, 1, 1)
+        return z.reshape(n, h, w, -1).permute(0, 3, 1, 2)
