@@ -31,7 +31,9 @@ def sequences(env_cfg: dict, count: int, length: int, seed: int) -> dict[str, to
     dim, rng = env.spec.action_dim, np.random.default_rng(seed)
     key = next(k for k, v in env.spec.obs.items() if v.kind == "image")
     obs, acts = [], []
-    while len(obs) < count:
+    for _ in range(100 * count):
+        if len(obs) == count:
+            break
         frames, actions = [env.reset()[key]], [np.zeros(dim, np.float32)]
         for _ in range(length - 1):
             a = np.eye(dim, dtype=np.float32)[rng.integers(dim)]
@@ -44,6 +46,8 @@ def sequences(env_cfg: dict, count: int, length: int, seed: int) -> dict[str, to
             obs.append(np.stack(frames))
             acts.append(np.stack(actions))
     env.close()
+    if len(obs) < count:
+        raise SystemExit(f"fewer than {count} of {100 * count} episodes last {length} steps")
     first = np.zeros((count, length), bool)
     first[:, 0] = True
     return {
