@@ -12,6 +12,7 @@ held-out teacher-forced accuracies (:func:`worldflux.models.token.evaluate.held_
 frames keep the ball and paddle?) and the imagined reward per step of the scripted catcher
 against random actions (does imagination reward catching?), and the per-row accuracy and
 paddle check of ``probe_token_policy.py`` (does the imagined paddle follow the action?).
+``--every N`` prints the held-out token and reward accuracies every ``N`` updates.
 ``--save-model DIR`` writes the model (``save_pretrained``) for ``token_true_dynamics.py
 --imagine DIR``.
 
@@ -107,6 +108,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--updates", type=int, default=0, help="world-model updates (0: --seconds)")
     p.add_argument("--seconds", type=float, default=200.0)
+    p.add_argument("--every", type=int, default=0, help="print held-out accuracies every N updates")
     p.add_argument("--save-model", help="save the model (save_pretrained) to this folder")
     p.add_argument("overrides", nargs="*", help="token:ci fields, key=value")
     a = p.parse_args()
@@ -130,6 +132,7 @@ def main() -> None:
         "held-out frames:", background_code(model, catch_episodes(50, **GEO)["obs"].flatten(0, 1))
     )
     train = _windows(catch_episodes(400, seed=0, **GEO), 9)
+    held_out = catch_episodes(50, **GEO)
     opt = torch.optim.AdamW(model.world_model.parameters(), lr=1e-3, weight_decay=0.01)
     rng = np.random.default_rng(0)
     start, updates, loss = time.time(), 0, torch.zeros(())
@@ -141,6 +144,11 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.world_model.parameters(), 10.0)
         opt.step()
         updates += 1
+        if a.every and updates % a.every == 0:
+            scores = held_out_accuracy(model, held_out)
+            print(f"update {updates} ({time.time() - start:.0f}s): loss {loss.item():.3f}, token "
+                  f"{scores['token_accuracy']:.3f}, reward {scores['reward_accuracy']:.3f}, "
+                  f"non-zero reward {scores['reward_accuracy_nonzero']:.3f}", flush=True)  # fmt: skip
     print(f"{a.layers} layers, width {a.width}: {updates} updates, last loss {loss.item():.3f}, "
           f"{time.time() - start:.0f}s")  # fmt: skip
     model.eval()

@@ -102,8 +102,8 @@ def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(
     """LNN vs baseline MLP, same data, width and budget, 1,000 steps (10x the episodes).
 
     Narrower than ``physics:lnn`` (hidden 128, 33,793 parameters, not 724,801) so that 5,000
-    updates fit the CPU budget: a full-width update takes 0.41 s at one thread, 5,000 of them
-    34 min. Same architecture otherwise, with the reference's initialisation (``init: lnn``)
+    updates fit the CPU budget (a full-width run takes about 11 min at one thread, the test's
+    10 runs nearly 2 h; at full width seeds 2 and 4 also fail, both running away). Same architecture otherwise, with the reference's initialisation (``init: lnn``)
     and its targets: both models regress the exact ``dx/dt`` the environment records
     (``derivative_target: exact``, the preset's default). Deterministic on CPU at one thread.
 
