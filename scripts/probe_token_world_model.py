@@ -12,7 +12,10 @@ held-out teacher-forced accuracies (:func:`worldflux.models.token.evaluate.held_
 frames keep the ball and paddle?) and the imagined reward per step of the scripted catcher
 against random actions (does imagination reward catching?), and the per-row accuracy and
 paddle check of ``probe_token_policy.py`` (does the imagined paddle follow the action?).
-``--every N`` prints the held-out token and reward accuracies every ``N`` updates.
+``--every N`` prints the held-out token and reward accuracies every ``N`` updates; ``--seed``
+seeds the model and its batches; ``--blocks N`` sets the GPT's context (windows of ``N + 1``);
+``--all-starts`` trains on windows at every start in the episode, as the replay samples them
+(otherwise only at the held-out evaluation's starts, 0 and 4 for 13-step episodes).
 ``--save-model DIR`` writes the model (``save_pretrained``) for ``token_true_dynamics.py
 --imagine DIR``.
 
@@ -106,18 +109,26 @@ def main() -> None:
     p.add_argument("--load-tokenizer", help="read the tokenizer's state dict from here")
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--width", type=int, default=32)
+    p.add_argument("--blocks", type=int, default=8, help="GPT context in steps (windows of N + 1)")
     p.add_argument("--updates", type=int, default=0, help="world-model updates (0: --seconds)")
     p.add_argument("--seconds", type=float, default=200.0)
+    p.add_argument("--seed", type=int, default=0, help="torch seed of the model and its training")
+    p.add_argument(
+        "--all-starts",
+        action="store_true",
+        help="train on windows at every start in the episode (as the replay samples them), "
+        "not only the held-out evaluation's two",
+    )
     p.add_argument("--every", type=int, default=0, help="print held-out accuracies every N updates")
     p.add_argument("--save-model", help="save the model (save_pretrained) to this folder")
     p.add_argument("overrides", nargs="*", help="token:ci fields, key=value")
     a = p.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(a.seed)
     over = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in a.overrides)}
     model = create_world_model(
-        "token:ci", action_dim=3, max_blocks=8, batch_length=9, num_layers=a.layers,
-        wm_embed_dim=a.width, **over,
+        "token:ci", action_dim=3, max_blocks=a.blocks, batch_length=a.blocks + 1,
+        num_layers=a.layers, wm_embed_dim=a.width, **over,
     )  # fmt: skip
     if a.checkpoint:
         model.tokenizer.load_state_dict(create_world_model(a.checkpoint).tokenizer.state_dict())
@@ -131,10 +142,18 @@ def main() -> None:
     print(
         "held-out frames:", background_code(model, catch_episodes(50, **GEO)["obs"].flatten(0, 1))
     )
-    train = _windows(catch_episodes(400, seed=0, **GEO), 9)
+    episodes = catch_episodes(400, seed=0, **GEO)
+    if a.all_starts:
+        steps = episodes["obs"].shape[1]
+        train = {
+            k: torch.cat([v[:, s : s + a.blocks + 1] for s in range(steps - a.blocks)])
+            for k, v in episodes.items()
+        }
+    else:
+        train = _windows(episodes, a.blocks + 1)
     held_out = catch_episodes(50, **GEO)
     opt = torch.optim.AdamW(model.world_model.parameters(), lr=1e-3, weight_decay=0.01)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(a.seed)
     start, updates, loss = time.time(), 0, torch.zeros(())
     while (updates < a.updates) if a.updates else (time.time() - start < a.seconds):
         idx = torch.as_tensor(rng.integers(train["obs"].shape[0], size=16))
