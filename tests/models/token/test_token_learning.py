@@ -98,7 +98,8 @@ def test_tokenizer_and_world_model_learn_held_out_catch(trained: dict[str, Any])
     reason="not met yet (agent -2.52 vs random -2.04 in the recorded run). With a cell tokenizer, "
     "no dropout and 5,000-7,000 world-model updates first, the imagination pays a scripted "
     "catcher (+0.245 vs -0.131 per step for random actions), yet the actor-critic settles on "
-    "'always right' there (-2.80), while in the true dynamics 500 updates beat random "
+    "'always right' there (-2.80): the toy actor-critic learns even the true dynamics only from "
+    "some initial weights, and IRIS's width exploits the world model's error at the right wall "
     "(docs/learning.md, token, seventh session)",
     strict=False,
 )
