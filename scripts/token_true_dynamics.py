@@ -20,6 +20,10 @@ Usage (the slow test's actor-critic settings are the defaults)::
 
     python scripts/token_true_dynamics.py --updates 2000 --eval-every 250 --episodes 50
     python scripts/token_true_dynamics.py --imagine last.ckpt --updates 600 --eval-every 200
+    python scripts/token_true_dynamics.py --updates 1000 'ac_channels=[32,32,64,64]' lstm_dim=512
+
+``key=value`` arguments override ``token:ci`` fields (with ``--imagine``: the actor-critic is
+then built fresh at that setting beside the checkpoint's tokenizer and world model).
 
 Prints one Markdown table row per evaluation (docs/learning.md, token section).
 """
@@ -27,7 +31,9 @@ Prints one Markdown table row per evaluation (docs/learning.md, token section).
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
+import dataclasses
 import time
 from types import SimpleNamespace
 
@@ -134,19 +140,32 @@ def main() -> None:
         action="store_true",
         help="with --imagine: re-initialise the checkpoint's actor-critic before training",
     )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="token:ci fields, key=value (e.g. IRIS's actor-critic width: "
+        "'ac_channels=[32,32,64,64]' lstm_dim=512); with --imagine the actor-critic is then "
+        "built fresh at that setting beside the checkpoint's tokenizer and world model",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    model = create_world_model(
-        args.imagine or "token:ci",
-        action_dim=3,
-        lr=args.lr,
-        imagine_horizon=args.horizon,
-        entropy_weight=args.entropy,
-        ac_batch_size=args.batch,
-        burn_in=args.burn_in,
-    )
+    over = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.overrides)}
+    settings = {
+        "lr": args.lr,
+        "imagine_horizon": args.horizon,
+        "entropy_weight": args.entropy,
+        "ac_batch_size": args.batch,
+        "burn_in": args.burn_in,
+    }
+    if args.imagine and over:
+        src = create_world_model(args.imagine)
+        model = type(src)(dataclasses.replace(src.config, **settings, **over))
+        model.tokenizer.load_state_dict(src.tokenizer.state_dict())
+        model.world_model.load_state_dict(src.world_model.state_dict())
+    else:
+        model = create_world_model(args.imagine or "token:ci", action_dim=3, **settings, **over)
     if not args.imagine:
         model.tokenizer = PerfectTokenizer()
     elif args.fresh_actor:
