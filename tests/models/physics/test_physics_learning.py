@@ -104,8 +104,9 @@ def test_lnn_conserves_double_pendulum_energy_where_the_baseline_drifts(
     Narrower than ``physics:lnn`` (hidden 128, 33,793 parameters, not 724,801) so that 5,000
     updates fit the CPU budget (a full-width run takes about 11 min at one thread, the test's
     10 runs nearly 2 h; at full width seeds 2 and 4 also fail, both running away). Same
-    architecture otherwise, with the reference's initialisation (``init: lnn``) and its targets: both models regress the exact ``dx/dt`` the environment records
-    (``derivative_target: exact``, the preset's default). Deterministic on CPU at one thread.
+    architecture otherwise, with the reference's initialisation (``init: lnn``) and its targets:
+    both models regress the exact ``dx/dt`` the environment records (``derivative_target:
+    exact``, the preset's default). Deterministic on CPU at one thread.
 
     Measured energy MSE, LNN vs baseline: seed 0 0.893 vs 429, 1 5.33 vs 53.8 and 3 1.49 vs 16.3
     pass (1 and 3 barely: 10x is asked); 2 runs away on two starts and 4 gives 13.8 vs 21.5. At 2
