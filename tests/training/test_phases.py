@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,30 @@ from worldflux.models.tdmpc2 import networks as tdmpc2_networks
 from worldflux.models.tdmpc2.module import TDMPC2
 from worldflux.nn import fused
 
-#: sha256 of the state dict after two updates, recorded from the code before the phase refactor
-#: (DreamerV3.train_update and TDMPC2.update with their own optimisers, torch 2.13 CPU, 1 thread).
+#: The state dict after two updates, as statistics of its change (float64): the norm, the sum of
+#: absolute values and the sum of ``after - before``, and the norm of ``after``. Recorded
+#: (2 December 2026, on an AVX-512 CPU) from the code that, on the machine they were made on,
+#: reproduced bit for bit the sha256 recorded from the code before the phase refactor
+#: (DreamerV3.train_update and TDMPC2.update with their own optimisers, torch 2.13 CPU, 1
+#: thread): dreamer:ci 8d12c3051ac5...9f4f9681bca, tdmpc2:ci b21c0a3d3f5c...dfebbed2fbd8. A
+#: hash is not portable across CPUs (AVX-512 kernels round differently), so the test compares
+#: these to 1e-5 relative: rounding moves them by ~1e-8 (one thread against two), a changed
+#: step (learning rate, clipping, order of the phases) by far more.
 PINNED = {
-    "dreamer:ci": "8d12c3051ac5f381802e9bbae60cd63f2e4a7e731e5041310c4879f4f9681bca",
-    "tdmpc2:ci": "b21c0a3d3f5c1e11b0972da08ff868597fbe05155643540ec899dfebbed2fbd8",
+    "dreamer:ci": (0.526496497471276, 157.78942948914724, -9.184646527715785, 42.74710018578289),
+    "tdmpc2:ci": (0.07163174389187013, 9.8250419483129, -2.4884913052137563, 97.8551627415487),
 }
 
 
-def _digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        h.update(key.encode())
-        h.update(value.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
+def _floats(model: torch.nn.Module) -> torch.Tensor:
+    state = model.state_dict()
+    return torch.cat(
+        [
+            state[k].detach().double().reshape(-1)
+            for k in sorted(state)
+            if state[k].is_floating_point()
+        ]
+    )
 
 
 @pytest.fixture
@@ -46,7 +55,7 @@ def one_thread() -> Any:
 
 
 @pytest.mark.parametrize("preset", sorted(PINNED))
-def test_generic_phase_step_is_bit_identical_to_the_old_update(
+def test_generic_phase_step_matches_the_old_update(
     preset: str, one_thread: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The hashes predate the fused Mish (equal to F.mish to float32 rounding, not bit for bit;
@@ -62,10 +71,19 @@ def test_generic_phase_step_is_bit_identical_to_the_old_update(
         batches = [{"model": tdmpc2_batch(), "policy": None} for _ in range(2)]
         for b in batches:
             b["policy"] = b["model"]
+    before = _floats(model)
     optimizers = model.configure_optimizers()
     for batch in batches:
         model.run_update(batch, optimizers)
-    assert _digest(model) == PINNED[preset]
+    after = _floats(model)
+    change = after - before
+    stats = (
+        change.norm().item(),
+        change.abs().sum().item(),
+        change.sum().item(),
+        after.norm().item(),
+    )
+    assert stats == pytest.approx(PINNED[preset], rel=1e-5)
 
 
 # ------------------------------------------------------------------ schema
